@@ -1,0 +1,30 @@
+"""Where photos, the database and outputs live: environment variables with documented defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_PHOTO_ROOT = "IQC_PHOTO_ROOT"
+ENV_DB = "IQC_DB"
+ENV_OUTPUT_DIR = "IQC_OUTPUT_DIR"
+
+DEFAULT_PHOTO_ROOT = "data/albums"
+DEFAULT_DB = "data/iqc.duckdb"
+DEFAULT_OUTPUT_DIR = "output"
+
+
+@dataclass(frozen=True)
+class Settings:
+    photo_root: str
+    db_path: str
+    output_dir: str
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            photo_root=env.get(ENV_PHOTO_ROOT) or DEFAULT_PHOTO_ROOT,
+            db_path=env.get(ENV_DB) or DEFAULT_DB,
+            output_dir=env.get(ENV_OUTPUT_DIR) or DEFAULT_OUTPUT_DIR,
+        )

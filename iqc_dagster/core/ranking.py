@@ -1,0 +1,71 @@
+"""Turn stored measurements into calibrated scores, and scores into the ranked table and CSV."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from iqc_dagster.core import features as feat
+from iqc_dagster.core import fusion
+
+#: The seed's CSV columns, in order; more follow them.
+CSV_COLUMNS = ["file", "path", "final_score", "aesthetic", "sharpness_norm", "exposure_norm",
+               "contrast_norm", "face_present", "rank"]
+
+
+def normalized_rows(album: str, features_long: pd.DataFrame) -> pd.DataFrame:
+    """Long rows (album, path, content_hash, score, value) of calibrated [0, 1] scores per photo."""
+    rows = []
+    for (path, chash), grp in features_long.groupby(["path", "content_hash"], sort=True):
+        measures = dict(zip(grp["feature"], grp["measures"]))
+        for col, val in feat.score_photo(measures).items():
+            rows.append((album, path, chash, col, None if math.isnan(val) else val))
+        for name, m in measures.items():  # raw measurements travel too, for reasons and reports
+            for k, v in m.items():
+                rows.append((album, path, chash, f"raw.{name}.{k}", float(v)))
+    return pd.DataFrame(rows, columns=["album", "path", "content_hash", "score", "value"])
+
+
+def build_ranking(scores: pd.DataFrame, album_folder: str | os.PathLike, weights: fusion.Weights,
+                  ) -> tuple[pd.DataFrame, fusion.FusionResult]:
+    """Ranked table: the seed's columns first, then face count, raw measurements and bookkeeping."""
+    scores = scores.copy()
+    for col in fusion.score_columns().values():
+        if col not in scores.columns:
+            scores[col] = float("nan")
+    result = fusion.fuse(scores, weights.values)
+    ranked = fusion.rank(scores, result.final_score)
+    folder = Path(album_folder)
+    ranked.insert(0, "file", ranked["path"])
+    ranked["path"] = [str(folder / p) for p in ranked["file"]]
+    ranked["face_present"] = ranked["face_present"].map(lambda v: None if pd.isna(v) else int(v >= 0.5))
+    ranked["weights_id"] = weights.weights_id
+    raw_cols = sorted(c for c in ranked.columns if c.startswith("raw."))
+    ranked = ranked.rename(columns={c: c[4:].split(".", 1)[1] for c in raw_cols})
+    raw_cols = [c[4:].split(".", 1)[1] for c in raw_cols]
+    extra = [c for c in ranked.columns if c not in CSV_COLUMNS and c not in raw_cols
+             and c not in ("content_hash", "weights_id")]
+    order = CSV_COLUMNS + extra + raw_cols + ["content_hash", "weights_id"]
+    return ranked[order], result
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` to ``path`` via a temporary file and rename, so readers never see half a CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            df.to_csv(f, index=False, float_format="%.6g")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

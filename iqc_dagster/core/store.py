@@ -1,0 +1,183 @@
+"""DuckDB schema and queries. Every value goes in as a bound parameter or a registered DataFrame.
+
+Keys:
+* ``photos``            (album, path)                    — the inventory, one row per file in an album
+* ``feature_values``    (content_hash, feature, version) — raw measurements, shared across albums/renames
+* ``normalized_scores`` (album, path, score)             — calibrated [0, 1] scores per photo
+* ``rankings``          (album, path)                    — final score and rank, with the weights used
+* ``weights``           (weights_id)                     — every weight set that produced a ranking
+
+Per-album writes delete the album's rows and insert the new ones in one short transaction, so a re-run
+replaces rather than duplicates, and a run killed mid-way leaves the previous rows intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+
+import duckdb
+import pandas as pd
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS photos (
+        album VARCHAR NOT NULL, path VARCHAR NOT NULL, content_hash VARCHAR,
+        bytes BIGINT, mtime_ns BIGINT, width INTEGER, height INTEGER, format VARCHAR,
+        orientation INTEGER, captured_at TIMESTAMP, status VARCHAR NOT NULL, reason VARCHAR,
+        scanned_at TIMESTAMP, PRIMARY KEY (album, path))""",
+    """CREATE TABLE IF NOT EXISTS feature_values (
+        content_hash VARCHAR NOT NULL, feature VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        measures VARCHAR NOT NULL, computed_at TIMESTAMP,
+        PRIMARY KEY (content_hash, feature, version))""",
+    """CREATE TABLE IF NOT EXISTS normalized_scores (
+        album VARCHAR NOT NULL, path VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        score VARCHAR NOT NULL, value DOUBLE, PRIMARY KEY (album, path, score))""",
+    """CREATE TABLE IF NOT EXISTS rankings (
+        album VARCHAR NOT NULL, path VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
+        rank INTEGER NOT NULL, final_score DOUBLE, weights_id VARCHAR, ranked_at TIMESTAMP,
+        PRIMARY KEY (album, path))""",
+    """CREATE TABLE IF NOT EXISTS weights (
+        weights_id VARCHAR PRIMARY KEY, source VARCHAR, weights VARCHAR NOT NULL, created_at TIMESTAMP)""",
+]
+
+PHOTO_COLUMNS = ["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height", "format",
+                 "orientation", "captured_at", "status", "reason", "scanned_at"]
+
+_ALBUM_TABLES = frozenset({"photos", "normalized_scores", "rankings"})
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    for stmt in SCHEMA:
+        conn.execute(stmt)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@contextlib.contextmanager
+def _registered(conn, name: str, df: pd.DataFrame):
+    """Expose ``df`` to SQL as view ``name`` for the duration of the block."""
+    conn.register(name, df)
+    try:
+        yield name
+    finally:
+        conn.unregister(name)
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _insert_df(conn, table: str, df: pd.DataFrame, *, or_replace: bool = False, album: str | None = None) -> None:
+    """Insert ``df`` (columns by name) into ``table`` in one transaction, first deleting ``album``'s rows."""
+    verb = "INSERT OR REPLACE" if or_replace else "INSERT"
+    with _registered(conn, "_iqc_rows", df), transaction(conn):
+        if album is not None:
+            conn.execute(f"DELETE FROM {table} WHERE album = ?", [album])
+        if not df.empty:
+            conn.execute(f"{verb} INTO {table} BY NAME SELECT * FROM _iqc_rows")
+
+
+def replace_album_rows(conn, table: str, album: str, df: pd.DataFrame) -> None:
+    """Replace every row of ``album`` in ``table`` with ``df``, atomically."""
+    if table not in _ALBUM_TABLES:
+        raise ValueError(f"not a per-album table: {table}")
+    _insert_df(conn, table, df, album=album)
+
+
+# --- photos -------------------------------------------------------------------------------------
+
+def album_photos(conn, album: str, *, only_ok: bool = False) -> pd.DataFrame:
+    sql = f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos WHERE album = ?"
+    if only_ok:
+        sql += " AND status = 'ok'"
+    return conn.execute(sql + " ORDER BY path", [album]).df()
+
+
+def mark_unreadable(conn, album: str, reasons: Mapping[str, str]) -> None:
+    """Set status 'unreadable' with a reason for photos (by path) that failed to decode."""
+    if not reasons:
+        return
+    df = pd.DataFrame({"path": list(reasons), "reason": list(reasons.values())})
+    with _registered(conn, "_iqc_bad", df):
+        conn.execute(
+            "UPDATE photos SET status = 'unreadable', reason = b.reason FROM _iqc_bad b "
+            "WHERE photos.album = ? AND photos.path = b.path", [album])
+
+
+# --- feature values -----------------------------------------------------------------------------
+
+def existing_features(conn, hashes: Iterable[str], versions: Mapping[str, str]) -> set[tuple[str, str]]:
+    """``(content_hash, feature)`` pairs already measured at the feature's current version."""
+    hashes = list(dict.fromkeys(hashes))
+    if not hashes or not versions:
+        return set()
+    want = pd.DataFrame({"feature": list(versions), "version": list(versions.values())})
+    hs = pd.DataFrame({"content_hash": hashes})
+    with _registered(conn, "_iqc_want", want), _registered(conn, "_iqc_hashes", hs):
+        rows = conn.execute(
+            "SELECT f.content_hash, f.feature FROM feature_values f "
+            "JOIN _iqc_want w ON f.feature = w.feature AND f.version = w.version "
+            "JOIN _iqc_hashes h ON f.content_hash = h.content_hash").fetchall()
+    return {(h, f) for h, f in rows}
+
+
+def write_features(conn, rows: list[tuple[str, str, str, dict]]) -> None:
+    """Insert ``(content_hash, feature, version, measures)`` rows (replacing same-key rows)."""
+    if not rows:
+        return
+    ts = now()
+    df = pd.DataFrame(
+        {"content_hash": [r[0] for r in rows], "feature": [r[1] for r in rows],
+         "version": [r[2] for r in rows], "measures": [json.dumps(r[3], sort_keys=True) for r in rows],
+         "computed_at": [ts] * len(rows)})
+    _insert_df(conn, "feature_values", df, or_replace=True)
+
+
+def album_features(conn, album: str, versions: Mapping[str, str]) -> pd.DataFrame:
+    """Long table (path, content_hash, feature, measures dict) for the album's ok photos."""
+    want = pd.DataFrame({"feature": list(versions), "version": list(versions.values())})
+    with _registered(conn, "_iqc_want", want):
+        df = conn.execute(
+            "SELECT p.path, p.content_hash, f.feature, f.measures FROM photos p "
+            "JOIN feature_values f ON f.content_hash = p.content_hash "
+            "JOIN _iqc_want w ON f.feature = w.feature AND f.version = w.version "
+            "WHERE p.album = ? AND p.status = 'ok' ORDER BY p.path, f.feature", [album]).df()
+    df["measures"] = [json.loads(m) for m in df["measures"]]
+    return df
+
+
+# --- scores, rankings, weights -----------------------------------------------------------------
+
+def album_scores(conn, album: str) -> pd.DataFrame:
+    """Wide table: one row per ok photo (path, content_hash) and one column per normalised score."""
+    long = conn.execute(
+        "SELECT path, content_hash, score, value FROM normalized_scores WHERE album = ? ORDER BY path",
+        [album]).df()
+    if long.empty:
+        return pd.DataFrame(columns=["path", "content_hash"])
+    wide = long.pivot(index=["path", "content_hash"], columns="score", values="value").reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def save_weights(conn, weights_id: str, source: str, values: Mapping[str, float]) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO weights VALUES (?, ?, ?, ?)",
+        [weights_id, source, json.dumps(dict(values), sort_keys=True), now()])
+
+
+def album_rankings(conn, album: str) -> pd.DataFrame:
+    return conn.execute(
+        "SELECT path, content_hash, rank, final_score, weights_id FROM rankings WHERE album = ? "
+        "ORDER BY rank", [album]).df()

@@ -1,0 +1,262 @@
+"""Per-album assets (partitioned by the dynamic partition ``albums``) and the checks beside them.
+
+Each asset reads what it needs from DuckDB, calls the pure core, and writes its rows back in short
+transactions. Nothing here decodes pixels or computes a score itself.
+"""
+
+
+import math
+import time
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from iqc_dagster.core import analysis, fusion, inventory, ranking, store
+from iqc_dagster.core import features as feat
+from iqc_dagster.defs.partitions import albums_partitions
+from iqc_dagster.defs.resources import DUCKDB_POOL, IQCSettings, db
+from iqc_dagster.defs.weights import current_weights, ranking_weights
+
+GROUP = "albums"
+
+
+def _md_table(df: pd.DataFrame, limit: int = 10) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.head(limit).to_markdown(index=False) if not df.empty else "_none_")
+
+
+def _feature_versions() -> dict[str, str]:
+    return {name: f.cache_version for name, f in feat.FEATURES.items()}
+
+
+@dg.asset(
+    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb"},
+    description="Every photo file in the album: size, format, EXIF orientation and capture time, content "
+                "hash, and status ok/unreadable with a reason. Unchanged files (same size and mtime) are "
+                "not re-read.",
+)
+def image_inventory(context: dg.AssetExecutionContext, iqc: IQCSettings,
+                    duckdb: DuckDBResource) -> dg.MaterializeResult:
+    album = context.partition_key
+    folder = iqc.album_dir(album)
+    if not folder.is_dir():
+        raise dg.Failure(description=f"album folder {folder} does not exist (photo root: {iqc.photo_root})")
+    with db(duckdb) as conn:
+        previous = store.album_photos(conn, album)
+    t0 = time.monotonic()
+    df = inventory.scan_album(folder, album, previous, scanned_at=store.now(),
+                              progress=analysis.throttled(context.log.info, label=f"inventory {album}"))
+    with db(duckdb) as conn:
+        store.replace_album_rows(conn, "photos", album, df)
+    bad = df[df["status"] != "ok"]
+    for row in bad.itertuples():
+        context.log.warning(f"unreadable: {row.path}: {row.reason}")
+    context.log.info(f"{album}: {len(df)} files, {len(df) - len(bad)} readable, {len(bad)} unreadable "
+                     f"({time.monotonic() - t0:.1f}s)")
+    return dg.MaterializeResult(metadata={
+        "album_dir": dg.MetadataValue.path(str(folder)),
+        "n_files": len(df),
+        "n_ok": int((df["status"] == "ok").sum()),
+        "n_unreadable": len(bad),
+        "unreadable": _md_table(bad[["path", "reason"]], 20),
+    })
+
+
+@dg.asset_check(asset=image_inventory, partitions_def=albums_partitions,
+                description="Unreadable photos are counted and each has a reason; they are never fatal.")
+def unreadable_photos_have_reasons(context: dg.AssetCheckExecutionContext,
+                                   duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    album = context.op_execution_context.partition_key
+    with db(duckdb) as conn:
+        df = store.album_photos(conn, album)
+    bad = df[df["status"] != "ok"]
+    missing = bad[bad["reason"].isna() | (bad["reason"].astype(str).str.len() == 0)]
+    return dg.AssetCheckResult(
+        passed=missing.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"n_unreadable": len(bad), "n_without_reason": len(missing)})
+
+
+@dg.asset(
+    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "opencv", "duckdb"},
+    deps=[image_inventory],
+    description="Raw technical measurements (sharpness, exposure, contrast, faces) per photo, decoded once "
+                "and cached in DuckDB by content hash + feature version: only new or changed photos are "
+                "computed.",
+)
+def technical_features(context: dg.AssetExecutionContext, iqc: IQCSettings,
+                       duckdb: DuckDBResource) -> dg.MaterializeResult:
+    album = context.partition_key
+    folder = iqc.album_dir(album)
+    versions = _feature_versions()
+    with db(duckdb) as conn:
+        photos = store.album_photos(conn, album, only_ok=True)
+        have = store.existing_features(conn, photos["content_hash"], versions)
+    paths_by_hash: dict[str, list[str]] = {}
+    for p, h in zip(photos["path"], photos["content_hash"]):
+        paths_by_hash.setdefault(h, []).append(p)
+    tasks = []
+    for h, paths in paths_by_hash.items():
+        todo = tuple(n for n in versions if (h, n) not in have)
+        if todo:
+            tasks.append(analysis.PhotoTask(content_hash=h, path=folder / paths[0], rel_path=paths[0],
+                                            features=todo))
+    context.log.info(f"{album}: {len(paths_by_hash)} distinct photos, {len(tasks)} to analyse, "
+                     f"{len(paths_by_hash) - len(tasks)} cached")
+    t0 = time.monotonic()
+    progress = analysis.throttled(context.log.info, label=f"features {album}")
+    failed: dict[str, str] = {}
+    for batch in analysis.analyze(tasks):
+        bad_paths = {p: reason for h, reason in batch.errors.items() for p in paths_by_hash[h]}
+        with db(duckdb) as conn:
+            store.write_features(conn, batch.feature_rows)
+            store.mark_unreadable(conn, album, bad_paths)
+        for p, reason in bad_paths.items():
+            context.log.warning(f"unreadable: {p}: {reason}")
+        failed.update(bad_paths)
+        progress(batch.done, batch.total)
+    elapsed = time.monotonic() - t0
+    return dg.MaterializeResult(metadata={
+        "n_photos": len(photos),
+        "n_computed": len(tasks) - len({h for h in failed}),
+        "n_cached": len(paths_by_hash) - len(tasks),
+        "n_failed": len(failed),
+        "seconds": round(elapsed, 2),
+        "photos_per_second": round(len(tasks) / elapsed, 1) if elapsed > 0 and tasks else 0.0,
+        "feature_versions": dg.MetadataValue.json(versions),
+    })
+
+
+@dg.asset_check(asset=technical_features, partitions_def=albums_partitions, blocking=True,
+                description="Every readable photo in the inventory has every feature at its current version.")
+def every_photo_has_features(context: dg.AssetCheckExecutionContext,
+                             duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    album = context.op_execution_context.partition_key
+    versions = _feature_versions()
+    with db(duckdb) as conn:
+        photos = store.album_photos(conn, album, only_ok=True)
+        have = store.existing_features(conn, photos["content_hash"], versions)
+    missing = [p for p, h in zip(photos["path"], photos["content_hash"])
+               if any((h, n) not in have for n in versions)]
+    return dg.AssetCheckResult(passed=not missing, metadata={
+        "n_ok_photos": len(photos), "n_missing": len(missing), "missing": ", ".join(missing[:20])})
+
+
+@dg.asset(
+    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb"},
+    deps=[technical_features],
+    description="Calibrated [0, 1] scores per photo (higher is better). The mapping is absolute, not "
+                "relative to the album, so adding a photo never reorders the others.",
+)
+def normalized_features(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    album = context.partition_key
+    with db(duckdb) as conn:
+        long = store.album_features(conn, album, _feature_versions())
+        rows = ranking.normalized_rows(album, long)
+        store.replace_album_rows(conn, "normalized_scores", album, rows)
+    scores = rows[~rows["score"].str.startswith("raw.")]
+    summary = scores.groupby("score")["value"].describe()[["count", "mean", "min", "max"]].round(3)
+    return dg.MaterializeResult(metadata={
+        "n_photos": int(rows["path"].nunique()) if not rows.empty else 0,
+        "summary": dg.MetadataValue.md(summary.reset_index().to_markdown(index=False)
+                                       if not summary.empty else "_no photos_"),
+    })
+
+
+@dg.asset_check(asset=normalized_features, partitions_def=albums_partitions, blocking=True,
+                description="Every normalised score is finite and within [0, 1].")
+def scores_finite_in_unit_range(context: dg.AssetCheckExecutionContext,
+                                duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    album = context.op_execution_context.partition_key
+    with db(duckdb) as conn:
+        wide = store.album_scores(conn, album)
+    cols = [c for c in fusion.score_columns().values() if c in wide.columns]
+    bad = []
+    for c in cols:
+        v = wide[c].dropna().astype(float)
+        n_bad = int((~v.map(math.isfinite) | (v < 0) | (v > 1)).sum())
+        if n_bad:
+            bad.append(f"{c}: {n_bad}")
+    return dg.AssetCheckResult(passed=not bad, metadata={"columns": ", ".join(cols), "violations": "; ".join(bad)})
+
+
+@dg.asset(
+    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb", "csv"},
+    deps=[normalized_features, ranking_weights],
+    description="The album ranked by final_score (weighted fusion of the scores), written to "
+                "$IQC_OUTPUT_DIR/csvs/<album>.csv and to DuckDB, with the weights that produced it.",
+)
+def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
+                  duckdb: DuckDBResource) -> dg.MaterializeResult:
+    album = context.partition_key
+    folder = iqc.album_dir(album)
+    with db(duckdb) as conn:
+        weights = current_weights(conn)
+        scores = store.album_scores(conn, album)
+        photos = store.album_photos(conn, album)
+    ranked, result = ranking.build_ranking(scores, folder, weights) if not scores.empty else (
+        pd.DataFrame(columns=ranking.CSV_COLUMNS), None)
+    for note in (result.notes if result else []):
+        context.log.warning(note)
+    csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
+    skipped = photos[photos["status"] != "ok"][["path", "reason"]].rename(columns={"path": "file"})
+    skipped_path = ranking.write_csv_atomic(skipped, iqc.csv_path(album).with_name(f"{album}_skipped.csv"))
+    db_rows = pd.DataFrame({
+        "album": album, "path": ranked["file"], "content_hash": ranked.get("content_hash"),
+        "rank": ranked["rank"], "final_score": ranked["final_score"], "weights_id": weights.weights_id,
+        "ranked_at": store.now()}) if not ranked.empty else pd.DataFrame()
+    with db(duckdb) as conn:
+        store.save_weights(conn, weights.weights_id, weights.source, weights.values)
+        store.replace_album_rows(conn, "rankings", album, db_rows)
+    context.log.info(f"{album}: ranked {len(ranked)} photos -> {csv_path}")
+    top = ranked[["rank", "file", "final_score"]].head(5) if not ranked.empty else ranked
+    return dg.MaterializeResult(metadata={
+        "csv": dg.MetadataValue.path(str(csv_path.resolve())),
+        "skipped_csv": dg.MetadataValue.path(str(skipped_path.resolve())),
+        "n_ranked": len(ranked),
+        "n_skipped": len(skipped),
+        "top5": _md_table(top, 5),
+        "weights_id": weights.weights_id,
+        "weights_source": weights.source,
+        "effective_weights": dg.MetadataValue.json(result.effective_weights if result else {}),
+        "notes": "; ".join(result.notes) if result and result.notes else "",
+    })
+
+
+@dg.asset_check(asset=ranked_photos, partitions_def=albums_partitions, blocking=True,
+                description="Ranks are exactly 1..N over the album's readable photos, scores in [0, 1], "
+                            "and the CSV holds the same N rows in rank order.")
+def ranks_are_one_to_n(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
+                       duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    album = context.op_execution_context.partition_key
+    with db(duckdb) as conn:
+        ranks = store.album_rankings(conn, album)
+        n_ok = len(store.album_photos(conn, album, only_ok=True))
+    problems = []
+    if sorted(ranks["rank"].tolist()) != list(range(1, len(ranks) + 1)):
+        problems.append("ranks are not exactly 1..N")
+    if len(ranks) != n_ok:
+        problems.append(f"{len(ranks)} ranked but {n_ok} readable photos")
+    fs = ranks["final_score"].astype(float)
+    if not fs.map(math.isfinite).all() or ((fs < 0) | (fs > 1)).any():
+        problems.append("final_score not finite in [0, 1]")
+    csv_path = iqc.csv_path(album)
+    if not csv_path.exists():
+        problems.append(f"missing CSV {csv_path}")
+    else:
+        csv = pd.read_csv(csv_path)
+        if csv["rank"].tolist() != list(range(1, len(csv) + 1)) or len(csv) != len(ranks):
+            problems.append("CSV rows are not ranks 1..N in order")
+    return dg.AssetCheckResult(passed=not problems, metadata={"n_ranked": len(ranks), "problems": "; ".join(problems)})
+
+
+album_assets = [image_inventory, technical_features, normalized_features, ranked_photos]
+album_checks = [unreadable_photos_have_reasons, every_photo_has_features, scores_finite_in_unit_range,
+                ranks_are_one_to_n]
+
+rank_album_job = dg.define_asset_job(
+    "rank_album_job",
+    selection=dg.AssetSelection.assets(*album_assets),
+    partitions_def=albums_partitions,
+    description="Inventory, features, scores and ranked CSV for one album.",
+)
