@@ -1,0 +1,43 @@
+"""``iqc run``: rank every album under the photo root (or the named ones), as the sensor would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iqc_dagster.cli import CLIError
+from iqc_dagster.cli.common import add_store_args, check_album_folder, print_top, run_album, settings_for
+from iqc_dagster.core import inventory
+from iqc_dagster.core.config import ENV_PHOTO_ROOT
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="rank every album under the photo root",
+                       description="Materialize the album graph for each album folder under the photo root.")
+    p.add_argument("--photo-root", help=f"folder of album folders (default: ${ENV_PHOTO_ROOT} or data/albums)")
+    p.add_argument("--album", action="append", help="only this album (repeatable)")
+    add_store_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    settings = settings_for(args, photo_root=args.photo_root)
+    root = Path(settings.photo_root)
+    if not root.exists():
+        raise CLIError(f"photo root {root} does not exist (set {ENV_PHOTO_ROOT} or --photo-root)")
+    if not root.is_dir():
+        raise CLIError(f"photo root {root} is not a directory")
+    albums = args.album or inventory.list_albums(root)
+    if not albums:
+        raise CLIError(f"no album folders under {root}: put each album in its own sub-folder")
+    csvs = []
+    for album in albums:
+        try:
+            folder = inventory.album_dir(root, album)
+        except inventory.AlbumError as exc:
+            raise CLIError(str(exc)) from None
+        check_album_folder(folder)
+        print(f"== {album}")
+        csvs.append(run_album(album, settings, quiet=args.quiet))
+        print_top(csvs[-1])
+    print(f"\n{len(csvs)} album(s) ranked. CSVs: {(Path(settings.output_dir) / 'csvs').resolve()}")
+    return 0

@@ -1,0 +1,51 @@
+"""Shared fixtures: real photos from installed packages, a temporary photo root, DuckDB under tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iqc_dagster.core.config import Settings
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "albums"
+
+
+def real_photo(name: str = "astronaut") -> np.ndarray:
+    """A real photograph as H x W x 3 uint8 (scikit-image / matplotlib sample data)."""
+    import skimage.data
+
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        return np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    img = getattr(skimage.data, name)()
+    return img[0] if isinstance(img, tuple) else img
+
+
+def save_jpeg(img: np.ndarray, path: Path, quality: int = 92, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, format="JPEG", quality=quality, **kw)
+    return path
+
+
+@pytest.fixture
+def photo_root(tmp_path) -> Path:
+    """A photo root with two small albums copied from the shipped samples."""
+    root = tmp_path / "photos"
+    for album, names in {"portraits": ["astronaut.jpg", "astronaut_blurred.jpg", "grace_hopper.jpg",
+                                       "grace_hopper_dark.jpg"],
+                         "travel": ["coffee.jpg", "coffee_blurred.jpg", "chelsea.jpg", "flower_rotated.jpg"]}.items():
+        (root / album).mkdir(parents=True)
+        for n in names:
+            shutil.copy2(SAMPLES / album / n, root / album / n)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path, photo_root) -> Settings:
+    return Settings(photo_root=str(photo_root), db_path=str(tmp_path / "iqc.duckdb"),
+                    output_dir=str(tmp_path / "output"))
