@@ -30,6 +30,15 @@ def normalized_rows(album: str, features_long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["album", "path", "content_hash", "score", "value"])
 
 
+def score_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """count/mean/min/max of each calibrated score (raw measurements left out), for metadata."""
+    scores = rows[~rows["score"].astype(str).str.startswith("raw.")]
+    if scores.empty:
+        return pd.DataFrame(columns=["score", "count", "mean", "min", "max"])
+    g = scores.groupby("score")["value"]
+    return pd.DataFrame({"count": g.count(), "mean": g.mean(), "min": g.min(), "max": g.max()}).round(3).reset_index()
+
+
 def build_ranking(scores: pd.DataFrame, album_folder: str | os.PathLike, weights: fusion.Weights,
                   ) -> tuple[pd.DataFrame, fusion.FusionResult]:
     """Ranked table: the seed's columns first, then face count, raw measurements and bookkeeping."""

@@ -81,7 +81,8 @@ def transaction(conn):
 def _insert_df(conn, table: str, df: pd.DataFrame, *, or_replace: bool = False, album: str | None = None) -> None:
     """Insert ``df`` (columns by name) into ``table`` in one transaction, first deleting ``album``'s rows."""
     verb = "INSERT OR REPLACE" if or_replace else "INSERT"
-    with _registered(conn, "_iqc_rows", df), transaction(conn):
+    rows = df if len(df.columns) else pd.DataFrame({"_none": []})  # DuckDB cannot register a column-less frame
+    with _registered(conn, "_iqc_rows", rows), transaction(conn):
         if album is not None:
             conn.execute(f"DELETE FROM {table} WHERE album = ?", [album])
         if not df.empty:

@@ -154,12 +154,10 @@ def normalized_features(context: dg.AssetExecutionContext, duckdb: DuckDBResourc
         long = store.album_features(conn, album, _feature_versions())
         rows = ranking.normalized_rows(album, long)
         store.replace_album_rows(conn, "normalized_scores", album, rows)
-    scores = rows[~rows["score"].str.startswith("raw.")]
-    summary = scores.groupby("score")["value"].describe()[["count", "mean", "min", "max"]].round(3)
+    summary = ranking.score_summary(rows)
     return dg.MaterializeResult(metadata={
         "n_photos": int(rows["path"].nunique()) if not rows.empty else 0,
-        "summary": dg.MetadataValue.md(summary.reset_index().to_markdown(index=False)
-                                       if not summary.empty else "_no photos_"),
+        "summary": _md_table(summary, 50),
     })
 
 
@@ -257,6 +255,5 @@ album_checks = [unreadable_photos_have_reasons, every_photo_has_features, scores
 rank_album_job = dg.define_asset_job(
     "rank_album_job",
     selection=dg.AssetSelection.assets(*album_assets),
-    partitions_def=albums_partitions,
     description="Inventory, features, scores and ranked CSV for one album.",
 )

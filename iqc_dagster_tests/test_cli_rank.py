@@ -1,0 +1,56 @@
+"""The `iqc` console script, run as a user would run it (a subprocess)."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def iqc(*args, env_extra=None, cwd=None):
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("IQC_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "iqc_dagster.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_rank_folder_prints_csv_and_top5(tmp_path, photo_root):
+    out = tmp_path / "ranked.csv"
+    r = iqc("rank", "--input-dir", str(photo_root / "portraits"), "--output", str(out),
+            "--db", str(tmp_path / "x.duckdb"), "--output-dir", str(tmp_path / "o"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert str(out.resolve()) in r.stdout and "top 4:" in r.stdout
+    df = pd.read_csv(out)
+    assert len(df) == 4 and df["rank"].tolist() == [1, 2, 3, 4]
+    assert (tmp_path / "o" / "csvs" / "portraits.csv").exists()
+    lines = [l for l in r.stdout.splitlines() if l.strip().startswith("1.")]
+    assert lines and df["file"][0] in lines[0]
+
+
+@pytest.mark.parametrize("case", ["missing", "file", "empty"])
+def test_rank_bad_input_is_one_line_error(tmp_path, case):
+    target = tmp_path / "x"
+    if case == "file":
+        target.write_text("hi")
+    elif case == "empty":
+        target.mkdir()
+    r = iqc("rank", "--input-dir", str(target), "--db", str(tmp_path / "x.duckdb"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("iqc rank: error:")
+
+
+def test_run_ranks_every_album_under_root(tmp_path, photo_root):
+    r = iqc("run", "--quiet", env_extra={"IQC_PHOTO_ROOT": str(photo_root), "IQC_DB": str(tmp_path / "d.duckdb"),
+                                          "IQC_OUTPUT_DIR": str(tmp_path / "out")})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "csvs" / "portraits.csv").exists()
+    assert (tmp_path / "out" / "csvs" / "travel.csv").exists()
+    assert "2 album(s) ranked" in r.stdout
+
+
+def test_run_missing_root_is_one_line_error(tmp_path):
+    r = iqc("run", env_extra={"IQC_PHOTO_ROOT": str(tmp_path / "none")})
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
