@@ -70,6 +70,9 @@ def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             df.to_csv(f, index=False, float_format="%.6g")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a CSV is for reading by anyone
         os.replace(tmp, path)
     except BaseException:
         try:
