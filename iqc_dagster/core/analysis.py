@@ -28,7 +28,7 @@ class PhotoTask:
 @dataclass
 class Batch:
     feature_rows: list[tuple[str, str, str, dict]] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # rel_path -> reason
+    errors: dict[str, str] = field(default_factory=dict)  # content_hash -> reason
     done: int = 0  # tasks finished so far, over all batches
     total: int = 0
 
@@ -65,7 +65,7 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
             batch = Batch(total=total)
             for task, rows, err in pool.map(_work, chunk):
                 if err is not None:
-                    batch.errors[task.rel_path] = err
+                    batch.errors[task.content_hash] = err
                 else:
                     batch.feature_rows.extend(rows)
             done += len(chunk)
