@@ -34,6 +34,13 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif"}
 )
 
+try:  # HEIC/HEIF (iPhone photos) through libheif; without it such files are listed as unreadable
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a pinned dependency
+    pass
+
 # Refuse images whose *declared* size is absurd (decompression bombs): 200 megapixels is larger than
 # any camera sensor sold today. Pillow raises DecompressionBombError above twice this value.
 Image.MAX_IMAGE_PIXELS = 100_000_000
