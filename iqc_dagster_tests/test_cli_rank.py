@@ -54,3 +54,16 @@ def test_run_ranks_every_album_under_root(tmp_path, photo_root):
 def test_run_missing_root_is_one_line_error(tmp_path):
     r = iqc("run", env_extra={"IQC_PHOTO_ROOT": str(tmp_path / "none")})
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_skips_empty_albums_and_fails_when_no_photos_at_all(tmp_path, photo_root):
+    (photo_root / "empty").mkdir()
+    env = {"IQC_PHOTO_ROOT": str(photo_root), "IQC_DB": str(tmp_path / "d.duckdb"),
+           "IQC_OUTPUT_DIR": str(tmp_path / "out")}
+    r = iqc("run", "--quiet", "--album", "empty", "--album", "travel", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert "skipped 1 album(s) without photos: empty" in r.stdout
+    bare = tmp_path / "bare"
+    (bare / "a").mkdir(parents=True)
+    r = iqc("run", env_extra={**env, "IQC_PHOTO_ROOT": str(bare)})
+    assert r.returncode == 2 and "no photos found in any album" in r.stderr and "Traceback" not in r.stderr

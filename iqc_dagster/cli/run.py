@@ -29,15 +29,22 @@ def run(args) -> int:
     albums = args.album or inventory.list_albums(root)
     if not albums:
         raise CLIError(f"no album folders under {root}: put each album in its own sub-folder")
-    csvs = []
+    csvs, empty = [], []
     for album in albums:
         try:
             folder = inventory.album_dir(root, album)
         except inventory.AlbumError as exc:
             raise CLIError(str(exc)) from None
+        if folder.is_dir() and not inventory.list_photo_files(folder):
+            empty.append(album)  # an empty album is not an error while others have photos
+            continue
         check_album_folder(folder)
         print(f"== {album}")
         csvs.append(run_album(album, settings, quiet=args.quiet))
         print_top(csvs[-1])
+    if not csvs:
+        raise CLIError(f"no photos found in any album under {root}")
+    if empty:
+        print(f"\nskipped {len(empty)} album(s) without photos: {', '.join(empty)}")
     print(f"\n{len(csvs)} album(s) ranked. CSVs: {(Path(settings.output_dir) / 'csvs').resolve()}")
     return 0
