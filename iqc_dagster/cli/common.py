@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from iqc_dagster.cli import CLIError
+from iqc_dagster.core import clip as clipcore
 from iqc_dagster.core import inventory
 from iqc_dagster.core.config import ENV_DB, ENV_OUTPUT_DIR, Settings
 
@@ -18,10 +20,53 @@ def add_store_args(p) -> None:
     p.add_argument("--quiet", action="store_true", help="only warnings and the result, no progress logs")
 
 
+def add_clip_args(p, device: bool = True) -> None:
+    """CLIP flags; each overrides its IQC_CLIP_* environment variable (see docs/clip.md)."""
+    g = p.add_argument_group("aesthetic score (CLIP)")
+    g.add_argument("--clip-model", metavar="ID_OR_DIR",
+                   help=f"Hugging Face id (already in the local cache) or model folder "
+                        f"(default: ${clipcore.ENV_MODEL} or {clipcore.DEFAULT_MODEL})")
+    g.add_argument("--no-clip", action="store_true",
+                   help="skip CLIP on purpose: no aesthetic score, its weight goes to the other scores")
+    if device:
+        g.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                       help=f"device for CLIP (default: ${clipcore.ENV_DEVICE} or cpu)")
+    g.add_argument("--positive-prompt", action="append", metavar="TEXT",
+                   help="a prompt describing a good photo (repeatable; replaces the default)")
+    g.add_argument("--negative-prompt", action="append", metavar="TEXT",
+                   help="a prompt describing a bad photo (repeatable; replaces the default)")
+    g.add_argument("--clip-batch-size", type=int, metavar="N", help="images per CLIP forward pass (default 32)")
+
+
+def clip_settings_for(args, base: clipcore.ClipSettings | None = None) -> clipcore.ClipSettings:
+    """CLIP settings: the environment's, overridden by whichever CLIP flags ``args`` has."""
+    base = base or clipcore.ClipSettings.from_env()
+    changes = {}
+    if getattr(args, "clip_model", None):
+        changes["model"] = args.clip_model
+    if getattr(args, "no_clip", False):
+        changes["enabled"] = False
+    if getattr(args, "device", None):
+        changes["device"] = args.device
+    if getattr(args, "positive_prompt", None):
+        changes["positive_prompts"] = tuple(args.positive_prompt)
+    if getattr(args, "negative_prompt", None):
+        changes["negative_prompts"] = tuple(args.negative_prompt)
+    if getattr(args, "clip_batch_size", None) is not None:
+        changes["batch_size"] = args.clip_batch_size
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def settings_for(args, photo_root: str | None = None) -> Settings:
-    base = Settings.from_env()
+    try:
+        base = Settings.from_env()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return Settings(photo_root=photo_root or base.photo_root, db_path=args.db or base.db_path,
-                    output_dir=args.output_dir or base.output_dir)
+                    output_dir=args.output_dir or base.output_dir, clip=clip_settings_for(args, base.clip))
 
 
 def check_album_folder(folder: Path) -> None:
@@ -40,10 +85,43 @@ def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
 
     try:
         inventory.validate_album_name(album)
-        materialize_album(album, settings, log_level="WARNING" if quiet else "INFO")
+        result = materialize_album(album, settings, log_level="WARNING" if quiet else "INFO")
     except (inventory.AlbumError, RunFailed) as exc:
         raise CLIError(str(exc)) from None
+    print_aesthetic_notice(result)
     return Path(settings.output_dir) / "csvs" / f"{album}.csv"
+
+
+def aesthetic_outcome(result) -> dict | None:
+    """The ``aesthetic_scores`` materialization metadata of a run (status, message, ...), if any."""
+    import dagster as dg
+
+    mats = [m for m in result.get_asset_materialization_events()
+            if m.asset_key == dg.AssetKey("aesthetic_scores")]
+    if not mats:
+        return None
+    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+def print_aesthetic_notice(result) -> None:
+    """Say plainly when the aesthetic score was not computed, and how to get it."""
+    md = aesthetic_outcome(result)
+    if not md:
+        return
+    if md.get("status") == "skipped":
+        import textwrap
+
+        lines = [f"aesthetic scoring skipped: {md.get('reason', '?')}.", md.get("how_to_enable", ""),
+                 "This ranking uses the technical scores only (the aesthetic weight was redistributed)."]
+        print("!" * 78)
+        for line in lines:
+            for part in textwrap.wrap(line, 74):
+                print(f"! {part}")
+        print("!" * 78)
+    elif md.get("status") == "off":
+        print("aesthetic scoring off (--no-clip / IQC_CLIP=0): ranked on the technical scores only")
+    elif md.get("n_missing"):
+        print(f"note: {md.get('message')}")
 
 
 def print_top(csv_path: Path, n: int = 5) -> None:
@@ -54,6 +132,8 @@ def print_top(csv_path: Path, n: int = 5) -> None:
           + (f" ({n_skipped} unreadable, listed in {skipped.resolve()})" if n_skipped else ""))
     if df.empty:
         return
+    if "aesthetic" in df and df["aesthetic"].isna().all():
+        print("no aesthetic scores in this ranking (CLIP skipped or off)")
     print(f"top {min(n, len(df))}:")
     for row in df.head(n).itertuples():
         aest = "" if pd.isna(row.aesthetic) else f"  aesthetic {row.aesthetic:.2f}"

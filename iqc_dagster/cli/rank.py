@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.cli.common import add_store_args, check_album_folder, print_top, run_album, settings_for
+from iqc_dagster.cli.common import (add_clip_args, add_store_args, check_album_folder, print_top, run_album,
+                                    settings_for)
 
 
 def add_parser(sub) -> None:
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
                                    "print where the ranked CSV is and the top 5.")
     p.add_argument("--input-dir", required=True, type=Path, help="folder of photos (sub-folders included)")
     p.add_argument("--output", type=Path, help="also copy the ranked CSV to this path")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device for CLIP (default: cpu)")
+    add_clip_args(p)
     add_store_args(p)
     p.set_defaults(func=run)
 
@@ -26,7 +27,7 @@ def run(args) -> int:
     folder = folder.resolve()
     if folder.parent == folder:
         raise CLIError("cannot use the file-system root as an album; point --input-dir at a photo folder")
-    if args.device == "cuda":
+    if args.device == "cuda" and not args.no_clip:
         import torch
 
         if not torch.cuda.is_available():

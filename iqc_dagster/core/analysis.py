@@ -3,6 +3,10 @@
 Decoding (libjpeg) and OpenCV release the GIL, so threads overlap well on a small machine. Results come
 back in batches so the caller can write each batch to the database as it goes: memory stays flat with
 album size and a run killed mid-way keeps the batches already written.
+
+A task can also ask for CLIP input (``want_clip``): the ``clip_prepare`` callable given to :func:`analyze`
+runs in the same worker on the same :class:`~iqc_dagster.core.imaging.Decoded` as the features, so a
+photo is decoded once for both; the batch carries the prepared arrays for the caller to embed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from iqc_dagster.core import features as feat
 from iqc_dagster.core import imaging
@@ -23,6 +29,7 @@ class PhotoTask:
     path: Path  # absolute path of one file with this content
     rel_path: str  # path inside the album, for messages
     features: tuple[str, ...]  # feature names to measure
+    want_clip: bool = False  # also return CLIP input (needs ``clip_prepare`` in :func:`analyze`)
 
 
 @dataclass
@@ -31,46 +38,76 @@ class Batch:
     errors: dict[str, str] = field(default_factory=dict)  # content_hash -> reason
     done: int = 0  # tasks finished so far, over all batches
     total: int = 0
+    clip_inputs: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (content_hash, prepared array)
+    clip_errors: dict[str, str] = field(default_factory=dict)  # content_hash -> reason (features still kept)
 
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _work(task: PhotoTask):
+def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None):
+    """Decode once; measure the features and prepare the CLIP input from that one decode.
+
+    Returns ``(task, feature_rows | None, error | None, clip_array | None, clip_error | None)``.
+    """
     try:
         decoded = imaging.decode(task.path)
     except imaging.UnreadableImage as exc:
-        return task, None, str(exc)
+        return task, None, str(exc), None, None
     rows = []
     for name in task.features:
         f = feat.create_feature(name)
         try:
             measures = f.measure(decoded)
         except Exception as exc:  # a feature bug must not lose the other features or photos
-            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}"
+            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None
         rows.append((task.content_hash, f.name, f.cache_version, measures))
-    return task, rows, None
+    arr = clip_err = None
+    if task.want_clip and clip_prepare is not None:
+        try:
+            arr = clip_prepare(decoded)
+        except Exception as exc:  # the technical features of this photo are still good
+            clip_err = f"CLIP preprocessing failed: {type(exc).__name__}: {exc}"
+    return task, rows, None, arr, clip_err
 
 
 def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | None = None,
-            ) -> Iterator[Batch]:
-    """Yield one :class:`Batch` per ``batch_size`` photos; order of photos is preserved."""
+            clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None) -> Iterator[Batch]:
+    """Yield one :class:`Batch` per ``batch_size`` photos; order of photos is preserved.
+
+    ``clip_prepare(decoded) -> array`` is called, in the worker, for tasks with ``want_clip``. The next
+    chunk is already being decoded while the caller handles a batch (writes it, embeds its CLIP inputs).
+    """
     tasks = list(tasks)
     total = len(tasks)
+    chunks = [tasks[i:i + batch_size] for i in range(0, total, batch_size)]
     done = 0
     with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="iqc-decode") as pool:
-        for start in range(0, total, batch_size):
-            chunk = tasks[start:start + batch_size]
-            batch = Batch(total=total)
-            for task, rows, err in pool.map(_work, chunk):
-                if err is not None:
-                    batch.errors[task.content_hash] = err
-                else:
+        def submit(chunk):
+            return [pool.submit(_work, t, clip_prepare) for t in chunk]
+
+        pending = submit(chunks[0]) if chunks else []
+        try:
+            for i, chunk in enumerate(chunks):
+                futures, pending = pending, (submit(chunks[i + 1]) if i + 1 < len(chunks) else [])
+                batch = Batch(total=total)
+                for fut in futures:
+                    task, rows, err, arr, clip_err = fut.result()
+                    if err is not None:
+                        batch.errors[task.content_hash] = err
+                        continue
                     batch.feature_rows.extend(rows)
-            done += len(chunk)
-            batch.done = done
-            yield batch
+                    if arr is not None:
+                        batch.clip_inputs.append((task.content_hash, arr))
+                    if clip_err is not None:
+                        batch.clip_errors[task.content_hash] = clip_err
+                done += len(chunk)
+                batch.done = done
+                yield batch
+        finally:  # the caller stopped early (error, interrupt): do not decode the prefetched chunk
+            for fut in pending:
+                fut.cancel()
 
 
 def throttled(report: Callable[[str], None], every_s: float = 5.0, label: str = "photos"):

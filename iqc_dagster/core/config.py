@@ -1,9 +1,12 @@
-"""Where photos, the database and outputs live: environment variables with documented defaults."""
+"""Where photos, the database and outputs live, and which CLIP model to use: environment variables with
+documented defaults (the CLIP ones, ``IQC_CLIP*``, are listed in :mod:`iqc_dagster.core.clip`)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from iqc_dagster.core.clip import ClipSettings
 
 ENV_PHOTO_ROOT = "IQC_PHOTO_ROOT"
 ENV_DB = "IQC_DB"
@@ -19,6 +22,7 @@ class Settings:
     photo_root: str
     db_path: str
     output_dir: str
+    clip: ClipSettings = field(default_factory=ClipSettings.from_env)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -27,4 +31,5 @@ class Settings:
             photo_root=env.get(ENV_PHOTO_ROOT) or DEFAULT_PHOTO_ROOT,
             db_path=env.get(ENV_DB) or DEFAULT_DB,
             output_dir=env.get(ENV_OUTPUT_DIR) or DEFAULT_OUTPUT_DIR,
+            clip=ClipSettings.from_env(env),
         )

@@ -6,6 +6,14 @@ Keys:
 * ``normalized_scores`` (album, path, score)             — calibrated [0, 1] scores per photo
 * ``rankings``          (album, path)                    — final score and rank, with the weights used
 * ``weights``           (weights_id)                     — every weight set that produced a ranking
+* ``clip_embeddings``   (content_hash, model_id)         — CLIP image embeddings (FLOAT[]), shared across albums
+* ``clip_text_embeddings`` (model_id, prompt)            — CLIP text embeddings of the aesthetic prompts
+* ``clip_models``       (model_id)                       — each CLIP model used: source, dimension, logit scale
+* ``aesthetic_status``  (album)                          — whether the album's aesthetic scores were computed,
+                                                           with which model and prompts, or why not
+
+``normalized_scores`` has two writers: ``normalized_features`` owns every score but ``aesthetic``, and
+``aesthetic_scores`` owns ``aesthetic`` (:func:`replace_album_scores`), so neither erases the other.
 
 Per-album writes delete the album's rows and insert the new ones in one short transaction, so a re-run
 replaces rather than duplicates, and a run killed mid-way leaves the previous rows intact.
@@ -40,6 +48,18 @@ SCHEMA = [
         PRIMARY KEY (album, path))""",
     """CREATE TABLE IF NOT EXISTS weights (
         weights_id VARCHAR PRIMARY KEY, source VARCHAR, weights VARCHAR NOT NULL, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS clip_embeddings (
+        content_hash VARCHAR NOT NULL, model_id VARCHAR NOT NULL, embedding FLOAT[] NOT NULL,
+        computed_at TIMESTAMP, PRIMARY KEY (content_hash, model_id))""",
+    """CREATE TABLE IF NOT EXISTS clip_text_embeddings (
+        model_id VARCHAR NOT NULL, prompt VARCHAR NOT NULL, embedding FLOAT[] NOT NULL,
+        computed_at TIMESTAMP, PRIMARY KEY (model_id, prompt))""",
+    """CREATE TABLE IF NOT EXISTS clip_models (
+        model_id VARCHAR PRIMARY KEY, source VARCHAR, dim INTEGER, logit_scale DOUBLE,
+        registered_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS aesthetic_status (
+        album VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, model_id VARCHAR, prompts VARCHAR,
+        message VARCHAR, n_scored INTEGER, n_missing INTEGER, updated_at TIMESTAMP)""",
 ]
 
 PHOTO_COLUMNS = ["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height", "format",
@@ -182,3 +202,125 @@ def album_rankings(conn, album: str) -> pd.DataFrame:
     return conn.execute(
         "SELECT path, content_hash, rank, final_score, weights_id FROM rankings WHERE album = ? "
         "ORDER BY rank", [album]).df()
+
+
+# --- per-album scores with two writers ----------------------------------------------------------
+
+def replace_album_scores(conn, album: str, df: pd.DataFrame, *, only: Iterable[str] | None = None,
+                         keep: Iterable[str] = ()) -> None:
+    """Replace ``album``'s rows of ``normalized_scores`` atomically, but only those scores the caller owns:
+    the names in ``only`` when given, else every score not in ``keep``."""
+    with transaction(conn):
+        if only is not None:
+            names = sorted(set(only))
+            conn.execute(f"DELETE FROM normalized_scores WHERE album = ? AND score IN "
+                         f"({', '.join('?' * len(names))})", [album, *names])
+        else:
+            names = sorted(set(keep))
+            cond = f" AND score NOT IN ({', '.join('?' * len(names))})" if names else ""
+            conn.execute(f"DELETE FROM normalized_scores WHERE album = ?{cond}", [album, *names])
+        if not df.empty:
+            with _registered(conn, "_iqc_scores", df):
+                conn.execute("INSERT INTO normalized_scores BY NAME SELECT * FROM _iqc_scores")
+
+
+# --- CLIP ---------------------------------------------------------------------------------------
+
+def existing_embeddings(conn, hashes: Iterable[str], model_id: str) -> set[str]:
+    """Content hashes that already have an embedding from ``model_id``."""
+    hs = pd.DataFrame({"content_hash": list(dict.fromkeys(hashes))})
+    if hs.empty:
+        return set()
+    with _registered(conn, "_iqc_hashes", hs):
+        rows = conn.execute(
+            "SELECT e.content_hash FROM clip_embeddings e JOIN _iqc_hashes h USING (content_hash) "
+            "WHERE e.model_id = ?", [model_id]).fetchall()
+    return {r[0] for r in rows}
+
+
+def write_embeddings(conn, model_id: str, hashes: list[str], embeddings) -> None:
+    """Store one embedding row (N x D array) per content hash, replacing same-key rows, in one transaction."""
+    if len(hashes) == 0:
+        return
+    if len(hashes) != len(embeddings):
+        raise ValueError(f"{len(hashes)} hashes but {len(embeddings)} embeddings")
+    df = pd.DataFrame({"content_hash": list(hashes), "model_id": model_id,
+                       "embedding": [e.astype("float32").tolist() for e in embeddings],
+                       "computed_at": now()})
+    _insert_df(conn, "clip_embeddings", df, or_replace=True)
+
+
+def count_embeddings(conn, model_id: str | None = None) -> int:
+    if model_id is None:
+        return conn.execute("SELECT count(*) FROM clip_embeddings").fetchone()[0]
+    return conn.execute("SELECT count(*) FROM clip_embeddings WHERE model_id = ?", [model_id]).fetchone()[0]
+
+
+def album_embeddings(conn, album: str, model_id: str):
+    """``(photos, matrix)``: the album's ok photos (path, content_hash, has_embedding) and an
+    n_with x D float32 matrix whose rows follow the photos that have one, in path order."""
+    import numpy as np
+
+    res = conn.execute(
+        "SELECT p.path, p.content_hash, e.embedding FROM photos p LEFT JOIN clip_embeddings e "
+        "ON e.content_hash = p.content_hash AND e.model_id = ? WHERE p.album = ? AND p.status = 'ok' "
+        "ORDER BY p.path", [model_id, album]).fetchnumpy()
+    emb = res["embedding"]
+    has = np.array([e is not None and not (isinstance(e, float)) for e in emb], dtype=bool)
+    if hasattr(emb, "mask"):  # masked array when some rows are NULL
+        has &= ~np.asarray(emb.mask, dtype=bool)
+    photos = pd.DataFrame({"path": list(res["path"]), "content_hash": list(res["content_hash"]),
+                           "has_embedding": has})
+    rows = [np.asarray(e, dtype=np.float32) for e, h in zip(emb, has) if h]
+    matrix = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+    return photos, matrix
+
+
+def text_embeddings(conn, model_id: str, prompts: Iterable[str]) -> dict:
+    """Stored text embeddings of ``prompts`` for ``model_id``: {prompt: float32 vector} (found ones only)."""
+    import numpy as np
+
+    ps = pd.DataFrame({"prompt": list(dict.fromkeys(prompts))})
+    if ps.empty:
+        return {}
+    with _registered(conn, "_iqc_prompts", ps):
+        res = conn.execute(
+            "SELECT t.prompt, t.embedding FROM clip_text_embeddings t JOIN _iqc_prompts p USING (prompt) "
+            "WHERE t.model_id = ?", [model_id]).fetchall()
+    return {p: np.asarray(e, dtype=np.float32) for p, e in res}
+
+
+def write_text_embeddings(conn, model_id: str, prompts: list[str], embeddings) -> None:
+    if not prompts:
+        return
+    df = pd.DataFrame({"model_id": model_id, "prompt": list(prompts),
+                       "embedding": [e.astype("float32").tolist() for e in embeddings], "computed_at": now()})
+    _insert_df(conn, "clip_text_embeddings", df, or_replace=True)
+
+
+def save_clip_model(conn, model_id: str, source: str, dim: int, logit_scale: float) -> None:
+    conn.execute("INSERT OR REPLACE INTO clip_models VALUES (?, ?, ?, ?, ?)",
+                 [model_id, source, int(dim), float(logit_scale), now()])
+
+
+def clip_model(conn, model_id: str) -> dict | None:
+    row = conn.execute("SELECT source, dim, logit_scale FROM clip_models WHERE model_id = ?",
+                       [model_id]).fetchone()
+    return None if row is None else {"source": row[0], "dim": row[1], "logit_scale": row[2]}
+
+
+def save_aesthetic_status(conn, album: str, status: str, *, model_id: str | None = None,
+                          prompts: Mapping | None = None, message: str = "", n_scored: int = 0,
+                          n_missing: int = 0) -> None:
+    conn.execute("INSERT OR REPLACE INTO aesthetic_status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 [album, status, model_id, json.dumps(dict(prompts)) if prompts else None, message,
+                  int(n_scored), int(n_missing), now()])
+
+
+def aesthetic_status(conn, album: str) -> dict | None:
+    row = conn.execute("SELECT status, model_id, prompts, message, n_scored, n_missing FROM aesthetic_status "
+                       "WHERE album = ?", [album]).fetchone()
+    if row is None:
+        return None
+    return {"status": row[0], "model_id": row[1], "prompts": json.loads(row[2]) if row[2] else None,
+            "message": row[3] or "", "n_scored": row[4], "n_missing": row[5]}

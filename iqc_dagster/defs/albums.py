@@ -14,8 +14,9 @@ from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import analysis, fusion, inventory, ranking, store
 from iqc_dagster.core import features as feat
+from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
-from iqc_dagster.defs.resources import DUCKDB_POOL, IQCSettings, db
+from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
 from iqc_dagster.defs.weights import current_weights, ranking_weights
 
 GROUP = "albums"
@@ -77,57 +78,92 @@ def unreadable_photos_have_reasons(context: dg.AssetCheckExecutionContext,
         metadata={"n_unreadable": len(bad), "n_without_reason": len(missing)})
 
 
-@dg.asset(
-    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "opencv", "duckdb"},
-    deps=[image_inventory],
-    description="Raw technical measurements (sharpness, exposure, contrast, faces) per photo, decoded once "
-                "and cached in DuckDB by content hash + feature version: only new or changed photos are "
-                "computed.",
+TECHNICAL_FEATURES = dg.AssetKey("technical_features")
+
+
+@dg.multi_asset(
+    name="analyze_photos",
+    specs=[
+        dg.AssetSpec(
+            TECHNICAL_FEATURES, deps=[image_inventory], partitions_def=albums_partitions, group_name=GROUP,
+            kinds={"python", "opencv", "duckdb"},
+            description="Raw technical measurements (sharpness, exposure, contrast, faces) per photo, decoded "
+                        "once and cached in DuckDB by content hash + feature version: only new or changed "
+                        "photos are computed."),
+        dg.AssetSpec(
+            clipdefs.CLIP_EMBEDDINGS, deps=[image_inventory], partitions_def=albums_partitions,
+            group_name=GROUP, kinds={"pytorch", "duckdb"},
+            description="CLIP image embeddings (L2-normalised FLOAT[]) per photo, cached in DuckDB by content "
+                        "hash + model id and shared across runs and albums: only photos not yet embedded "
+                        "with this model are computed. Prepared from the same decode as the technical "
+                        "features. Skipped, saying why, when no CLIP model is available."),
+    ],
+    partitions_def=albums_partitions, can_subset=True, pool=DUCKDB_POOL,
+    description="Decode each photo once and feed both technical_features and clip_embeddings.",
 )
-def technical_features(context: dg.AssetExecutionContext, iqc: IQCSettings,
-                       duckdb: DuckDBResource) -> dg.MaterializeResult:
+def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: ClipResource,
+                   duckdb: DuckDBResource):
     album = context.partition_key
     folder = iqc.album_dir(album)
-    versions = _feature_versions()
+    selected = context.selected_asset_keys
+    do_features = TECHNICAL_FEATURES in selected
+    do_clip = clipdefs.CLIP_EMBEDDINGS in selected
+    versions = _feature_versions() if do_features else {}
     with db(duckdb) as conn:
         photos = store.album_photos(conn, album, only_ok=True)
-        have = store.existing_features(conn, photos["content_hash"], versions)
+        have = store.existing_features(conn, photos["content_hash"], versions) if do_features else set()
     paths_by_hash: dict[str, list[str]] = {}
     for p, h in zip(photos["path"], photos["content_hash"]):
         paths_by_hash.setdefault(h, []).append(p)
+    cp = clipdefs.ClipPass(context, clip, list(paths_by_hash), lambda: db(duckdb)) if do_clip else None
     tasks = []
+    feature_hashes: set[str] = set()
     for h, paths in paths_by_hash.items():
         todo = tuple(n for n in versions if (h, n) not in have)
+        want_clip = cp is not None and h in cp.todo
         if todo:
+            feature_hashes.add(h)
+        if todo or want_clip:
             tasks.append(analysis.PhotoTask(content_hash=h, path=folder / paths[0], rel_path=paths[0],
-                                            features=todo))
-    context.log.info(f"{album}: {len(paths_by_hash)} distinct photos, {len(tasks)} to analyse, "
-                     f"{len(paths_by_hash) - len(tasks)} cached")
+                                            features=todo, want_clip=want_clip))
+    if do_features:
+        context.log.info(f"{album}: {len(paths_by_hash)} distinct photos, {len(feature_hashes)} to analyse, "
+                         f"{len(paths_by_hash) - len(feature_hashes)} cached")
     t0 = time.monotonic()
-    progress = analysis.throttled(context.log.info, label=f"features {album}")
+    progress = analysis.throttled(context.log.info, label=f"analysis {album}")
     failed: dict[str, str] = {}
-    for batch in analysis.analyze(tasks):
+    failed_hashes: set[str] = set()
+    for batch in analysis.analyze(tasks, clip_prepare=cp.prepare if cp else None):
         bad_paths = {p: reason for h, reason in batch.errors.items() for p in paths_by_hash[h]}
+        emb_hashes, emb = cp.embed(batch) if cp else ([], None)  # no DB connection held while embedding
         with db(duckdb) as conn:
             store.write_features(conn, batch.feature_rows)
             store.mark_unreadable(conn, album, bad_paths)
+            if cp:
+                cp.write(conn, emb_hashes, emb)
         for p, reason in bad_paths.items():
             context.log.warning(f"unreadable: {p}: {reason}")
         failed.update(bad_paths)
+        failed_hashes.update(batch.errors)
         progress(batch.done, batch.total)
     elapsed = time.monotonic() - t0
-    return dg.MaterializeResult(metadata={
-        "n_photos": len(photos),
-        "n_computed": len(tasks) - len({h for h in failed}),
-        "n_cached": len(paths_by_hash) - len(tasks),
-        "n_failed": len(failed),
-        "seconds": round(elapsed, 2),
-        "photos_per_second": round(len(tasks) / elapsed, 1) if elapsed > 0 and tasks else 0.0,
-        "feature_versions": dg.MetadataValue.json(versions),
-    })
+    if do_features:
+        n_feat = len(feature_hashes)
+        yield dg.MaterializeResult(asset_key=TECHNICAL_FEATURES, metadata={
+            "n_photos": len(photos),
+            "n_computed": n_feat - len(feature_hashes & failed_hashes),
+            "n_cached": len(paths_by_hash) - n_feat,
+            "n_failed": len(failed),
+            "seconds": round(elapsed, 2),
+            "photos_per_second": round(n_feat / elapsed, 1) if elapsed > 0 and n_feat else 0.0,
+            "feature_versions": dg.MetadataValue.json(versions),
+        })
+    if cp is not None:
+        yield dg.MaterializeResult(asset_key=clipdefs.CLIP_EMBEDDINGS,
+                                   metadata=cp.metadata(len(photos), failed_hashes))
 
 
-@dg.asset_check(asset=technical_features, partitions_def=albums_partitions, blocking=True,
+@dg.asset_check(asset=TECHNICAL_FEATURES, partitions_def=albums_partitions, blocking=True,
                 description="Every readable photo in the inventory has every feature at its current version.")
 def every_photo_has_features(context: dg.AssetCheckExecutionContext,
                              duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -144,16 +180,17 @@ def every_photo_has_features(context: dg.AssetCheckExecutionContext,
 
 @dg.asset(
     partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb"},
-    deps=[technical_features],
+    deps=[TECHNICAL_FEATURES],
     description="Calibrated [0, 1] scores per photo (higher is better). The mapping is absolute, not "
-                "relative to the album, so adding a photo never reorders the others.",
+                "relative to the album, so adding a photo never reorders the others. (The 'aesthetic' "
+                "score beside them is written by aesthetic_scores.)",
 )
 def normalized_features(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     album = context.partition_key
     with db(duckdb) as conn:
         long = store.album_features(conn, album, _feature_versions())
         rows = ranking.normalized_rows(album, long)
-        store.replace_album_rows(conn, "normalized_scores", album, rows)
+        store.replace_album_scores(conn, album, rows, keep={clipdefs.AESTHETIC})
     summary = ranking.score_summary(rows)
     return dg.MaterializeResult(metadata={
         "n_photos": int(rows["path"].nunique()) if not rows.empty else 0,
@@ -180,7 +217,7 @@ def scores_finite_in_unit_range(context: dg.AssetCheckExecutionContext,
 
 @dg.asset(
     partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb", "csv"},
-    deps=[normalized_features, ranking_weights],
+    deps=[normalized_features, clipdefs.aesthetic_scores, ranking_weights],
     description="The album ranked by final_score (weighted fusion of the scores), written to "
                 "$IQC_OUTPUT_DIR/csvs/<album>.csv and to DuckDB, with the weights that produced it.",
 )
@@ -192,6 +229,7 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         weights = current_weights(conn)
         scores = store.album_scores(conn, album)
         photos = store.album_photos(conn, album)
+        aesthetic = store.aesthetic_status(conn, album) or {"status": "unknown", "message": ""}
     ranked, result = ranking.build_ranking(scores, folder, weights) if not scores.empty else (
         pd.DataFrame(columns=ranking.CSV_COLUMNS), None)
     for note in (result.notes if result else []):
@@ -217,7 +255,9 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "weights_id": weights.weights_id,
         "weights_source": weights.source,
         "effective_weights": dg.MetadataValue.json(result.effective_weights if result else {}),
-        "notes": "; ".join(result.notes) if result and result.notes else "",
+        "notes": "; ".join(([aesthetic["message"]] if aesthetic["status"] in ("skipped", "off") else [])
+                           + (result.notes if result else [])),
+        "aesthetic_status": aesthetic["status"],
     })
 
 
@@ -248,9 +288,9 @@ def ranks_are_one_to_n(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
     return dg.AssetCheckResult(passed=not problems, metadata={"n_ranked": len(ranks), "problems": "; ".join(problems)})
 
 
-album_assets = [image_inventory, technical_features, normalized_features, ranked_photos]
-album_checks = [unreadable_photos_have_reasons, every_photo_has_features, scores_finite_in_unit_range,
-                ranks_are_one_to_n]
+album_assets = [image_inventory, analyze_photos, clipdefs.aesthetic_scores, normalized_features, ranked_photos]
+album_checks = [unreadable_photos_have_reasons, every_photo_has_features, *clipdefs.clip_checks,
+                scores_finite_in_unit_range, ranks_are_one_to_n]
 
 rank_album_job = dg.define_asset_job(
     "rank_album_job",

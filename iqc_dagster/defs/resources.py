@@ -1,4 +1,5 @@
-"""Resources: where the photos, database and outputs are (environment variables, overridable in config)."""
+"""Resources: where the photos, database and outputs are, and the CLIP model (environment variables,
+overridable in run config)."""
 
 
 import contextlib
@@ -7,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from iqc_dagster.core import clip as clipcore
 from iqc_dagster.core import inventory, store
 from iqc_dagster.core.config import Settings
 
@@ -28,6 +30,43 @@ class IQCSettings(dg.ConfigurableResource):
         return Path(self.output_dir) / "csvs" / f"{album}.csv"
 
 
+class ClipResource(dg.ConfigurableResource):
+    """The CLIP model behind ``clip_embeddings`` and ``aesthetic_scores``.
+
+    Defaults come from IQC_CLIP (off with 0), IQC_CLIP_MODEL, IQC_CLIP_DEVICE, IQC_CLIP_BATCH_SIZE,
+    IQC_CLIP_POSITIVE / IQC_CLIP_NEGATIVE ("|"-separated prompts) and IQC_CLIP_DOWNLOAD. A run never
+    fails for want of a model: without one, aesthetic scoring is skipped and says why (docs/clip.md).
+    """
+
+    enabled: bool = True
+    model: str = clipcore.DEFAULT_MODEL  # Hugging Face id (must be in the local cache) or a local folder
+    device: str = clipcore.DEFAULT_DEVICE
+    batch_size: int = clipcore.DEFAULT_BATCH_SIZE
+    positive_prompts: list[str] = list(clipcore.DEFAULT_POSITIVE)
+    negative_prompts: list[str] = list(clipcore.DEFAULT_NEGATIVE)
+    allow_download: bool = False  # let a run download a hub model missing from the cache
+
+    @classmethod
+    def from_settings(cls, s: clipcore.ClipSettings) -> "ClipResource":
+        return cls(enabled=s.enabled, model=s.model, device=s.device, batch_size=s.batch_size,
+                   positive_prompts=list(s.positive_prompts), negative_prompts=list(s.negative_prompts),
+                   allow_download=s.allow_download)
+
+    def settings(self) -> clipcore.ClipSettings:
+        return clipcore.ClipSettings(
+            enabled=self.enabled, model=self.model, device=self.device, batch_size=self.batch_size,
+            positive_prompts=tuple(self.positive_prompts), negative_prompts=tuple(self.negative_prompts),
+            allow_download=self.allow_download)
+
+    def resolve(self) -> clipcore.ModelSource:
+        """Where the model is, or why there is none (no network, milliseconds)."""
+        return clipcore.resolve_model(self.settings())
+
+    def load(self, source: clipcore.ModelSource) -> clipcore.LoadedClip:
+        """The loaded model (cached in the process); raises ``clip.ClipLoadError`` with a one-line reason."""
+        return clipcore.load_model(source, self.device)
+
+
 @contextlib.contextmanager
 def db(duckdb: DuckDBResource):
     """A DuckDB connection with the schema ensured, always closed afterwards (also on error)."""
@@ -46,5 +85,6 @@ def make_resources(settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     return {
         "iqc": IQCSettings(photo_root=settings.photo_root, output_dir=settings.output_dir),
+        "clip": ClipResource.from_settings(settings.clip),
         "duckdb": DuckDBResource(database=settings.db_path),
     }
