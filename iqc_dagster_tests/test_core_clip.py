@@ -13,7 +13,7 @@ import pytest
 from iqc_dagster.core import analysis, imaging
 from iqc_dagster.core import clip as clipcore
 from iqc_dagster_tests.conftest import real_photo, save_jpeg
-from iqc_dagster_tests.tiny_clip import CROP, PROJECTION_DIM, build_tiny_clip
+from iqc_dagster_tests.tiny_clip import CROP, PROJECTION_DIM, build_tiny_clip, isolate_clip_env
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +24,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def empty_hf_cache(tmp_path, monkeypatch):
     """Every test sees an empty Hugging Face cache and no IQC_CLIP_* settings, whatever this machine has."""
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", clipcore.ENV_CLIP, clipcore.ENV_MODEL,
-                clipcore.ENV_DEVICE, clipcore.ENV_POSITIVE, clipcore.ENV_NEGATIVE, clipcore.ENV_DOWNLOAD):
-        monkeypatch.delenv(var, raising=False)
-    return cache
+    return isolate_clip_env(tmp_path, monkeypatch)
 
 
 # --- preprocessing ------------------------------------------------------------------------------

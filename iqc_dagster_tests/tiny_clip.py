@@ -46,3 +46,17 @@ def build_tiny_clip(dest: Path, *, crop: int = CROP, seed: int = 0) -> Path:
     model.save_pretrained(dest)
     processor.save_pretrained(dest)
     return dest
+
+
+def isolate_clip_env(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face cache and no IQC_CLIP_* / offline settings, whatever this machine has."""
+    from iqc_dagster.core import clip as clipcore
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", clipcore.ENV_CLIP, clipcore.ENV_MODEL,
+                clipcore.ENV_DEVICE, clipcore.ENV_BATCH_SIZE, clipcore.ENV_POSITIVE, clipcore.ENV_NEGATIVE,
+                clipcore.ENV_DOWNLOAD):
+        monkeypatch.delenv(var, raising=False)
+    return cache

@@ -37,7 +37,8 @@ SCORE_DEFINITION = (
 
 def _status_metadata(source: clipcore.ModelSource) -> dict:
     status = {"ready": "computed", "off": "off"}.get(source.status, "skipped")
-    md = {"status": status, "message": source.message(), "model_requested": source.requested}
+    md = {"status": status, "message": source.message(), "model_requested": source.requested,
+          "resolve_ms": round(source.seconds * 1000, 1)}
     if source.ready:
         md.update(model_id=source.model_id, model_path=dg.MetadataValue.path(str(source.path)),
                   preprocessing=source.preprocess.describe())

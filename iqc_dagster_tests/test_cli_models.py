@@ -1,0 +1,80 @@
+"""``iqc models fetch|check`` and the CLIP flags of ``iqc rank`` (in-process: same code as the command)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from iqc_dagster.cli import main
+from iqc_dagster_tests.tiny_clip import build_tiny_clip, isolate_clip_env
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("IQC_DB", str(tmp_path / "db" / "iqc.duckdb"))
+    monkeypatch.setenv("IQC_OUTPUT_DIR", str(tmp_path / "out"))
+    return isolate_clip_env(tmp_path, monkeypatch)
+
+
+def test_fetch_on_an_offline_machine_fails_fast_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing answers there: as good as offline
+    t0 = time.monotonic()
+    rc = main(["models", "fetch", "--timeout", "3"])
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and elapsed < 6
+    assert len(err.splitlines()) == 1 and "cannot reach http://127.0.0.1:9" in err
+    assert "machine with internet access" in err and "--clip-model DIR" in err
+
+
+def test_fetch_honours_hf_hub_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "fetch", "--dest", "/nonexistent/never-created"]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert not Path("/nonexistent/never-created").exists()
+
+
+def test_check_reports_the_model_or_why_not(tiny_model, capsys):
+    assert main(["models", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "aesthetic scoring skipped" in out and "iqc models fetch" in out
+    assert main(["models", "check", "--clip-model", str(tiny_model), "--load"]) == 0
+    out = capsys.readouterr().out
+    assert "tinyclip@" in out and "centre crop 32x32" in out and "embedding dimension 16" in out
+
+
+def test_rank_with_a_model_folder_fills_the_aesthetic_column(tiny_model, photo_root, tmp_path, capsys):
+    out_csv = tmp_path / "ranked.csv"
+    rc = main(["rank", "--input-dir", str(photo_root / "travel"), "--clip-model", str(tiny_model),
+               "--positive-prompt", "a sharp photo", "--output", str(out_csv), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "skipped" not in out and "aesthetic 0." in out
+    csv = pd.read_csv(out_csv)
+    assert csv["aesthetic"].notna().all() and csv["aesthetic"].between(0, 1).all()
+
+
+def test_rank_without_a_model_says_so_loudly_and_no_clip_says_off(photo_root, capsys):
+    assert main(["rank", "--input-dir", str(photo_root / "portraits"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "!" * 78  # a banner, before the ranking
+    out = " ".join(line.removeprefix("! ") for line in lines)  # the banner is wrapped
+    assert "aesthetic scoring skipped: openai/clip-vit-base-patch32 is not in the local Hugging Face cache" in out
+    assert "iqc models fetch" in out and "technical scores only" in out
+    assert main(["rank", "--input-dir", str(photo_root / "portraits"), "--quiet", "--no-clip"]) == 0
+    out = capsys.readouterr().out
+    assert "aesthetic scoring off" in out and "skipped:" not in out
+
+
+def test_bad_prompt_flags_are_a_one_line_error(photo_root, capsys):
+    rc = main(["rank", "--input-dir", str(photo_root / "travel"), "--positive-prompt", "x",
+               "--negative-prompt", "x"])
+    assert rc == 2 and "both positive and negative" in capsys.readouterr().err
