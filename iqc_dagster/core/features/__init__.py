@@ -7,7 +7,9 @@ A feature has two halves:
   ``(content_hash, feature, version)``; bump ``version`` whenever the measurement changes.
 * ``score(measures) -> float`` — a *calibrated, absolute* mapping of those measurements to a quality
   score in [0, 1] where higher is better. It never looks at the other photos of the album, so adding
-  one photo (an outlier included) can never reorder the others.
+  one photo (an outlier included) can never reorder the others. A score may also read the measurements
+  of the features named in ``inputs`` (same photo), e.g. sharpness discounts measured noise; measurement
+  keys are unique across features, so the dicts are merged.
 
 Adding a new score means writing one module that calls :func:`register` and importing it below
 (modelled on IQA-PyTorch's ``create_metric`` registry).
@@ -33,6 +35,7 @@ class Feature:
     score: Callable[[Mapping[str, float]], float]
     description: str
     higher_is_better: bool = True  # of the score; always True for registered scores
+    inputs: tuple[str, ...] = ()  # other features whose measurements ``score`` also reads (same photo)
 
     @property
     def cache_version(self) -> str:
@@ -44,14 +47,15 @@ FEATURES: dict[str, Feature] = {}
 
 
 def register(name: str, *, column: str, version: str, score: Callable[[Mapping[str, float]], float],
-             description: str) -> Callable[[Callable[[Decoded], Measures]], Callable[[Decoded], Measures]]:
+             description: str, inputs: Iterable[str] = ()
+             ) -> Callable[[Callable[[Decoded], Measures]], Callable[[Decoded], Measures]]:
     """Decorator registering ``measure`` as feature ``name``."""
 
     def deco(measure: Callable[[Decoded], Measures]) -> Callable[[Decoded], Measures]:
         if name in FEATURES:
             raise ValueError(f"feature {name!r} registered twice")
         FEATURES[name] = Feature(name=name, column=column, version=version, measure=measure,
-                                 score=score, description=description)
+                                 score=score, description=description, inputs=tuple(inputs))
         return measure
 
     return deco
@@ -79,6 +83,12 @@ def score_photo(measures_by_feature: Mapping[str, Mapping[str, float]]) -> dict[
         if not m:
             out[f.column] = math.nan
             continue
+        if f.inputs:  # own measurements last, so they win (keys are unique anyway)
+            merged: dict[str, float] = {}
+            for other in f.inputs:
+                merged.update(measures_by_feature.get(other) or {})
+            merged.update(m)
+            m = merged
         s = float(f.score(m))
         out[f.column] = min(1.0, max(0.0, s)) if math.isfinite(s) else math.nan
     return out
@@ -94,5 +104,6 @@ def ramp(x: float, lo: float, hi: float) -> float:
 
 # Importing the modules registers them; the order here is the column order in outputs.
 from iqc_dagster.core.features import sharpness, exposure, contrast, faces  # noqa: E402,F401
+from iqc_dagster.core.features import noise, blockiness, colorfulness  # noqa: E402,F401
 
 __all__ = ["FEATURES", "Feature", "create_feature", "measure_all", "register", "score_photo", "ramp"]

@@ -1,35 +1,100 @@
-"""Exposure from the luminance histogram (v1): mid-tones near the middle, little clipping.
+"""Exposure quality from the histogram (v3): a normal key, few clipped pixels.
 
-Unlike the seed's "mean brightness", this does not reward blown-out photos: the score falls with the
-distance of the median luminance from mid-grey and with the share of clipped highlights and shadows
-(cf. the well-exposedness term of Mertens, Kautz & Van Reeth, "Exposure Fusion", PG 2007).
+The seed's "exposure = mean brightness" rewards blown-out shots. Here exposure is judged the way a
+photographer reads a histogram:
+
+* **Key**: ``mean_luma`` (0..1, grey at 512 px). No penalty inside a wide band of normal keys, 0.15-0.70,
+  so low-key and high-key photos are not pushed to mid-grey; outside it the factor falls linearly to 0
+  at 0.02 and 0.98 (cf. the well-exposedness weight of Mertens, Kautz & Van Reeth, "Exposure Fusion",
+  Pacific Graphics 2007, which favours values away from both ends). The mean, unlike the median, is
+  unchanged by blur, noise and JPEG, so only a change of exposure moves it.
+* **Blown highlights**: ``clipped_highlights``, on the brightest channel of each pixel (a blown channel
+  loses detail even when the luma is below white), every second pixel: the larger of the share at
+  >= 250 and the *pile-up* at the top of that histogram (``highlight_pile``): the pixels in the top 6
+  levels in excess of the density of the 18 levels below. Clipping leaves such a pile wherever the top
+  is; it stays a pile when a clipped photo is darkened or flattened afterwards, whereas a natural
+  histogram thins out towards its maximum. Factor ``exp(-2.5 * sqrt(max(0, h - 0.005)))``: half a
+  percent of blown pixels (speculars, lamps) is free, the square root makes the next few percent count
+  (0.74 at 2%), and the factor keeps falling as more of the frame clips (0.26 at 30%).
+* **Crushed shadows**: ``clipped_shadows``, share of grey pixels <= 5. A much gentler factor,
+  ``exp(-0.3 * sqrt(max(0, s - 0.01)))``: black backgrounds are common in good photos, and
+  under-exposure already shows in the key and lowers contrast and detail.
+
+Score = the product of the three factors, absolute. ``median_luma`` is kept for reference.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from iqc_dagster.core.features import register
 
 LONG_SIDE = 512
+KEY_STAT = "median_luma"  # the statistic that places the key
+NORMAL_KEY = (0.15, 0.70)  # band of the key with no penalty
+KEY_LIMITS = (0.02, 0.98)  # mean luma at which the key factor reaches 0
+PILE_TOP, PILE_BELOW = 6, 18  # grey levels in the top window and in the reference window below it
+HIGHLIGHT_LEVEL = 250
+SHADOW_LEVEL = 5
+HIGHLIGHT_FREE, HIGHLIGHT_K = 0.005, 2.5  # share of blown pixels without penalty; steepness
+SHADOW_FREE, SHADOW_K = 0.01, 0.3
+
+
+def key_factor(mean: float) -> float:
+    lo, hi = NORMAL_KEY
+    if mean < lo:
+        return max(0.0, (mean - KEY_LIMITS[0]) / (lo - KEY_LIMITS[0]))
+    if mean > hi:
+        return max(0.0, (KEY_LIMITS[1] - mean) / (KEY_LIMITS[1] - hi))
+    return 1.0
+
+
+def highlight_factor(share: float) -> float:
+    return math.exp(-HIGHLIGHT_K * math.sqrt(max(0.0, share - HIGHLIGHT_FREE)))
+
+
+def shadow_factor(share: float) -> float:
+    return math.exp(-SHADOW_K * math.sqrt(max(0.0, share - SHADOW_FREE)))
+
+
+def top_pile(hist: np.ndarray) -> float:
+    """Share of pixels piled up in the top ``PILE_TOP`` levels of ``hist`` (normalised), beyond the
+    density of the ``PILE_BELOW`` levels under them; 0 for a histogram that thins out at its top."""
+    from_top = np.cumsum(hist[::-1])
+    vmax = 255 - int(np.searchsorted(from_top, 5e-4))  # ignore a stray 0.05% of pixels
+    lo_top = max(0, vmax - PILE_TOP + 1)
+    lo_below = max(0, lo_top - PILE_BELOW)
+    top = float(hist[lo_top:vmax + 1].sum())
+    if lo_top == lo_below:
+        return 0.0
+    density = float(hist[lo_below:lo_top].sum()) / (lo_top - lo_below)
+    return max(0.0, top - (vmax + 1 - lo_top) * density)
 
 
 def _score(m):
-    mid = 1.0 - min(1.0, abs(m["median_luma"] - 0.5) / 0.45)
-    clip_penalty = 3.0 * m["clipped_highlights"] + 2.0 * m["clipped_shadows"]
-    return max(0.0, mid - clip_penalty)
+    return key_factor(m[KEY_STAT]) * highlight_factor(m["clipped_highlights"]) \
+        * shadow_factor(m["clipped_shadows"])
 
 
-@register("exposure", column="exposure_norm", version="hist1", score=_score,
-          description="median luminance near mid-grey, penalised by clipped highlights and shadows")
+@register("exposure", column="exposure_norm", version="hist3", score=_score,
+          description="mean luminance in a normal band, penalised by blown highlights (any channel) and "
+                      "crushed shadows")
 def measure(decoded):
     g = decoded.gray_at(LONG_SIDE)
     hist = np.bincount(g.ravel(), minlength=256).astype(np.float64)
     n = hist.sum()
     cdf = np.cumsum(hist) / n
+    sub = decoded.rgb[::2, ::2]
+    brightest = np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2])
+    bhist = np.bincount(brightest.ravel(), minlength=256).astype(np.float64) / brightest.size
+    pile = top_pile(bhist)
+    blown = max(float(bhist[HIGHLIGHT_LEVEL:].sum()), pile)
     return {
         "mean_luma": float((hist * np.arange(256)).sum() / n / 255.0),
         "median_luma": float(np.searchsorted(cdf, 0.5) / 255.0),
-        "clipped_highlights": float(hist[250:].sum() / n),
-        "clipped_shadows": float(hist[:6].sum() / n),
+        "clipped_highlights": blown,
+        "highlight_pile": pile,
+        "clipped_shadows": float(hist[:SHADOW_LEVEL + 1].sum() / n),
     }

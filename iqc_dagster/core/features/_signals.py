@@ -1,0 +1,122 @@
+"""Signal-processing helpers shared by several features (no ``register`` here).
+
+Results that more than one feature needs (the noise estimate) are cached on the
+:class:`~iqc_dagster.core.imaging.Decoded` object, so each is computed once per photo. A feature whose
+*measure* uses one of these helpers must bump its ``version`` when the helper changes.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+#: Immerkær's noise mask: the difference of two Laplacians, blind to planes and (mostly) to edges.
+IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+_IMMERKAER_NORM2 = float((IMMERKAER ** 2).sum())  # 36: E[(M*n)^2] = 36 sigma^2 for white noise
+
+#: Side, in pixels of the decoded image, of the tiles the noise is estimated on.
+NOISE_TILE = 32
+
+
+def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
+    """Mean of ``a`` over non-overlapping ``tile`` x ``tile`` blocks (the ragged border is dropped)."""
+    h, w = a.shape
+    th, tw = h // tile, w // tile
+    if th == 0 or tw == 0:
+        return np.array([[float(a.mean())]], np.float32)
+    a = a[:th * tile, :tw * tile]
+    return cv2.resize(a, (tw, th), interpolation=cv2.INTER_AREA)
+
+
+def noise_sigma(gray: np.ndarray) -> float:
+    """Standard deviation (8-bit grey levels) of white noise in ``gray``, blind to fine texture.
+
+    Immerkær's residual (CVIU 1996) measures noise plus fine texture. Natural images are statistically
+    scale invariant (Field 1987; Ruderman 1994), so their residual power is about the same after a 2x
+    reduction, whereas white noise loses 3/4 of its power (the mean of 4 pixels has a quarter of the
+    variance). Per tile: ``n^2 = (R1 - R2) / (3/4)`` with ``R1``, ``R2`` the residual powers at full
+    and half resolution, floored at 0; the median over tiles is robust to a few odd tiles. This is the
+    scale-invariance idea of Zoran & Weiss, "Scale invariance and noise in natural images", ICCV 2009,
+    with Immerkær's mask as the band-pass filter.
+
+    Measured at the decoded resolution (no resampling, which would colour the noise). Noise that is
+    already spatially correlated (heavy in-camera noise reduction) is under-estimated.
+    """
+    g = np.asarray(gray, np.float32)
+    h, w = g.shape
+    h2, w2 = (h // 2) * 2, (w // 2) * 2
+    if h2 < 8 or w2 < 8:
+        return 0.0
+    g = g[:h2, :w2]
+    r1 = cv2.filter2D(g, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    half = cv2.resize(g, (w2 // 2, h2 // 2), interpolation=cv2.INTER_AREA)
+    r2 = cv2.filter2D(half, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    tile = NOISE_TILE if min(h2, w2) >= 2 * NOISE_TILE else max(4, (min(h2, w2) // 2) // 2 * 2)
+    p1 = tile_means(cv2.multiply(r1, r1), tile)
+    p2 = tile_means(cv2.multiply(r2, r2), tile // 2)
+    th, tw = min(p1.shape[0], p2.shape[0]), min(p1.shape[1], p2.shape[1])
+    n2 = np.maximum(0.0, (p1[:th, :tw] - p2[:th, :tw]) / 0.75) / _IMMERKAER_NORM2
+    return float(math.sqrt(float(np.median(n2))))
+
+
+def cached_noise_sigma(decoded) -> float:
+    """:func:`noise_sigma` of ``decoded.gray``, computed once per decoded photo."""
+    key = ("noise_sigma",)
+    cache = decoded._cache
+    if key not in cache:
+        cache[key] = noise_sigma(decoded.gray)
+    return cache[key]
+
+
+def log_filter(g: np.ndarray, sigma: float) -> np.ndarray:
+    """Laplacian of Gaussian (Gaussian pre-smoothing at ``sigma`` px, then the 3x3 Laplacian)."""
+    gf = np.asarray(g, np.float32)
+    if sigma > 0:
+        gf = cv2.GaussianBlur(gf, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    return cv2.Laplacian(gf, cv2.CV_32F, borderType=cv2.BORDER_REFLECT)
+
+
+@lru_cache(maxsize=256)
+def noise_gain(scale: float, sigma: float) -> float:
+    """Mean squared :func:`log_filter` response to unit white noise that was first resized by ``scale``.
+
+    Lets a detail measure taken after resizing subtract the noise's share exactly: resizing colours the
+    noise, so the plain kernel norm would be wrong for any scale but 1. Estimated once per (scale, sigma)
+    on a fixed-seed noise field large enough for a ~1% error.
+    """
+    side = 384
+    n = np.random.default_rng(12345).standard_normal((side, side)).astype(np.float32)
+    if abs(scale - 1.0) > 1e-3:
+        size = max(16, round(side * scale))
+        n = cv2.resize(n, (size, size), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    r = log_filter(n, sigma)[4:-4, 4:-4]
+    return float(np.mean(r * r))
+
+
+def blockiness(gray: np.ndarray) -> float:
+    """Strength of an 8-pixel grid of steps (JPEG blocking), about 0 for clean photos.
+
+    After Wang, Sheikh & Bovik, "No-reference perceptual quality assessment of JPEG compressed images",
+    ICIP 2002: blocking shows as larger luminance differences across block boundaries than inside blocks.
+    The column profile of mean absolute horizontal differences is folded modulo 8; the magnitude of its
+    first Fourier harmonic, relative to its mean, is the 8-periodic part (a 2x or 4x upscale only adds
+    energy at the 2nd and 4th harmonics, so it is not mistaken for blocking). Same for rows; mean of the two.
+    Needs the decoded pixels unresampled: a photo decoded at a reduced scale has no visible 8-px grid left.
+    """
+    g = np.asarray(gray)
+    out = []
+    k = np.exp(-2j * np.pi * np.arange(8) / 8)
+    for axis in (1, 0):  # differences along x (profile over columns), then along y (over rows)
+        if g.shape[axis] < 33:
+            continue
+        d = cv2.absdiff(g[:, 1:], g[:, :-1]) if axis == 1 else cv2.absdiff(g[1:], g[:-1])
+        prof = cv2.reduce(d, 0 if axis == 1 else 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+        n = prof.size // 8 * 8
+        folded = prof[:n].reshape(-1, 8).sum(axis=0).astype(np.float64)
+        total = folded.sum()
+        out.append(float(abs(np.sum(folded * k)) / total) if total > 0 else 0.0)
+    return float(np.mean(out)) if out else 0.0
+
