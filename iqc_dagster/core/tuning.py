@@ -52,7 +52,7 @@ from iqc_dagster.core import fusion
 SPACE_VERSION = "tw1"
 #: Salt of the hash split of rated photos.
 SPLIT_SALT = "iqc-tune-split-1"
-DEFAULT_HELDOUT_FRACTION = 0.3
+DEFAULT_HELDOUT_FRACTION = 0.4
 DEFAULT_TRIALS = 60
 DEFAULT_SEED = 0
 #: Fewer rated pairs than this in either part and ratings are not enough to tune on.
@@ -258,12 +258,12 @@ def gather_preferences(album_scores: pd.DataFrame, photo_root: str | os.PathLike
     else:
         notes.append("no ratings found (labels CSV, XMP sidecars, embedded XMP/EXIF): using the synthetic "
                      "degradation pairs")
-    for n in notes:
-        log(n)
     if synthetic is None:
         raise TuningError("no ratings to tune on and no synthetic benchmark set")
     prefs = synthetic_preferences(synthetic(), heldout_fraction=heldout_fraction)
-    prefs.notes = notes + prefs.notes
+    prefs.notes = notes + ["objective: synthetic degradation pairs of the ranking-quality benchmark"] + prefs.notes
+    for n in prefs.notes:
+        log(n)
     return prefs
 
 
