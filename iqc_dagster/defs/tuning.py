@@ -115,6 +115,29 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
     })
 
 
+def materialize_tuning(settings, config: dict, *, instance: dg.DagsterInstance | None = None,
+                       log_level: str = "INFO") -> dg.ExecuteInProcessResult:
+    """Materialize ``tuned_weights`` in this process (what ``iqc tune`` runs); raises ``RunFailed``."""
+    from iqc_dagster.defs.albums import album_assets
+    from iqc_dagster.defs.resources import make_resources
+    from iqc_dagster.defs.runner import RunFailed, _failure_summary
+
+    own = instance is None
+    instance = instance or dg.DagsterInstance.ephemeral()
+    try:
+        result = dg.materialize(
+            [*album_assets, tuned_weights], selection=[tuned_weights], instance=instance,
+            resources=make_resources(settings), raise_on_error=False,
+            run_config={"ops": {"tuned_weights": {"config": config}},
+                        "loggers": {"console": {"config": {"log_level": log_level}}}})
+    finally:
+        if own:
+            instance.dispose()
+    if not result.success:
+        raise RunFailed(_failure_summary(result))
+    return result
+
+
 def summary_of(result: dg.ExecuteInProcessResult) -> dict:
     """The summary dict (the JSON ``iqc tune`` prints) of the last ``tuned_weights`` materialization."""
     mats = [m for m in result.get_asset_materialization_events() if m.asset_key == tuned_weights.key]
