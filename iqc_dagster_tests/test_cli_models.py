@@ -78,3 +78,39 @@ def test_bad_prompt_flags_are_a_one_line_error(photo_root, capsys):
     rc = main(["rank", "--input-dir", str(photo_root / "travel"), "--positive-prompt", "x",
                "--negative-prompt", "x"])
     assert rc == 2 and "both positive and negative" in capsys.readouterr().err
+
+
+def test_fetch_downloads_only_what_clip_needs_and_copies_it(tiny_model, tmp_path, monkeypatch, capsys):
+    """The networked path, with the hub replaced by the tiny model folder (nothing leaves this machine)."""
+    import huggingface_hub
+
+    from iqc_dagster.core import clip as clipcore
+
+    asked = {}
+
+    class FakeApi:
+        def __init__(self, endpoint=None):
+            pass
+
+        def list_repo_files(self, repo_id):
+            return ["config.json", "pytorch_model.bin", "model.safetensors", "tf_model.h5", "tokenizer.json",
+                    "vocab.json", "merges.txt", "preprocessor_config.json", "README.md"]
+
+    def fake_snapshot_download(repo_id, allow_patterns, cache_dir, endpoint):
+        asked.update(repo_id=repo_id, patterns=set(allow_patterns), cache_dir=cache_dir)
+        return str(tiny_model)
+
+    monkeypatch.setattr(clipcore, "check_hub_reachable", lambda *a, **k: None)
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    dest = tmp_path / "models" / "clip"
+    assert main(["models", "fetch", "--model", "someorg/clip-tiny", "--dest", str(dest)]) == 0
+    assert asked["repo_id"] == "someorg/clip-tiny"
+    assert "model.safetensors" in asked["patterns"] and "pytorch_model.bin" not in asked["patterns"]
+    assert "tf_model.h5" not in asked["patterns"] and "config.json" in asked["patterns"]
+    assert asked["cache_dir"] == str(clipcore.hf_cache_dir())
+    assert f"--clip-model {dest.resolve()}" in capsys.readouterr().out
+    copied = clipcore.resolve_model(clipcore.ClipSettings(model=str(dest)))
+    original = clipcore.resolve_model(clipcore.ClipSettings(model=str(tiny_model)))
+    assert copied.ready and copied.model_id.startswith("someorg/clip-tiny@")
+    assert copied.model_id.split("@")[1] == original.model_id.split("@")[1]  # same bytes, same fingerprint

@@ -73,11 +73,13 @@ def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray]
 
 
 def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | None = None,
-            clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None) -> Iterator[Batch]:
+            clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None,
+            prefetch: bool = True) -> Iterator[Batch]:
     """Yield one :class:`Batch` per ``batch_size`` photos; order of photos is preserved.
 
-    ``clip_prepare(decoded) -> array`` is called, in the worker, for tasks with ``want_clip``. The next
-    chunk is already being decoded while the caller handles a batch (writes it, embeds its CLIP inputs).
+    ``clip_prepare(decoded) -> array`` is called, in the worker, for tasks with ``want_clip``. With
+    ``prefetch`` the next chunk is already being decoded while the caller handles a batch (writes it,
+    embeds its CLIP inputs); without it the pool waits, leaving every core to the caller.
     """
     tasks = list(tasks)
     total = len(tasks)
@@ -87,10 +89,12 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
         def submit(chunk):
             return [pool.submit(_work, t, clip_prepare) for t in chunk]
 
-        pending = submit(chunks[0]) if chunks else []
+        pending = submit(chunks[0]) if chunks and prefetch else []
         try:
             for i, chunk in enumerate(chunks):
-                futures, pending = pending, (submit(chunks[i + 1]) if i + 1 < len(chunks) else [])
+                futures, pending = (pending or submit(chunk)), []
+                if prefetch and i + 1 < len(chunks):
+                    pending = submit(chunks[i + 1])
                 batch = Batch(total=total)
                 for fut in futures:
                     task, rows, err, arr, clip_err = fut.result()
