@@ -87,7 +87,8 @@ def noise_gain(scale: float, sigma: float) -> float:
     noise, so the plain kernel norm would be wrong for any scale but 1. Estimated once per (scale, sigma)
     on a fixed-seed noise field large enough for a ~1% error.
     """
-    side = 384
+    out_side = 384  # pixels of the resized field: enough for a ~1% estimate, bounded for any scale
+    side = max(8, round(out_side / scale)) if scale > 1 else out_side
     n = np.random.default_rng(12345).standard_normal((side, side)).astype(np.float32)
     if abs(scale - 1.0) > 1e-3:
         size = max(16, round(side * scale))

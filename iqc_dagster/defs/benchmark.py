@@ -1,0 +1,71 @@
+"""The ``ranking_quality_benchmark`` asset: does the ranking put the better photo first?
+
+Thin: it calls :func:`iqc_dagster.core.benchmark.run_benchmark` and writes the metrics table, the
+per-image scores and a plot under ``$IQC_OUTPUT_DIR/benchmark/``. Unpartitioned, in group
+``evaluation``; it needs the dev extra (scikit-image, scikit-learn) for its reference photos.
+"""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from iqc_dagster.core import benchmark
+from iqc_dagster.defs.resources import IQCSettings
+
+
+class BenchmarkConfig(dg.Config):
+    """Which part of the benchmark to run; the defaults run all of it."""
+
+    references: list[str] = []  # empty: the default set (calibration + held-out references)
+    distortions: list[str] = []  # empty: every graded distortion
+    levels: list[int] = [1, 2, 3]
+    workers: int = 0  # 0: one per core, at most 4
+
+
+def _headline(result: benchmark.BenchmarkResult) -> dict:
+    t = result.table
+    meta = {}
+    for col in t.columns:
+        method, split = col.split(":")
+        for metric in ("pairwise_all", "monotonicity_all", "bokeh_above_soft", "precision_at_k"):
+            v = t.loc[metric, col]
+            if v == v:  # not NaN
+                meta[f"{method}/{split}/{metric}"] = round(float(v), 4)
+    return meta
+
+
+@dg.asset(
+    group_name="evaluation", kinds={"python", "csv", "matplotlib"},
+    description="Ranking-quality benchmark (CLIP off): real reference photos from scikit-image, "
+                "scikit-learn and matplotlib with graded blur, noise, JPEG, exposure and contrast "
+                "distortions plus a bokeh pair. Pairwise accuracy, monotonicity, bokeh and precision@K "
+                "for the product's final_score and the seed method; table CSV and plot under "
+                "$IQC_OUTPUT_DIR/benchmark/.",
+)
+def ranking_quality_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig,
+                              iqc: IQCSettings) -> dg.MaterializeResult:
+    t0 = time.monotonic()
+    try:
+        result = benchmark.run_benchmark(config.references or None, distortions=config.distortions or None,
+                                         levels=tuple(config.levels), workers=config.workers or None)
+    except (benchmark.BenchmarkUnavailable, KeyError) as exc:
+        raise dg.Failure(description=str(exc).strip("'\"")) from None
+    paths = benchmark.write_outputs(result, Path(iqc.output_dir) / "benchmark")
+    seconds = time.monotonic() - t0
+    context.log.info(f"ranking benchmark: {len(result.frame)} images from {len(result.references)} references "
+                     f"in {seconds:.1f}s -> {paths['table']}")
+    table_md = result.table.drop(index=["n_references"], errors="ignore").round(3).to_markdown()
+    return dg.MaterializeResult(metadata={
+        "table": dg.MetadataValue.md(table_md),
+        "table_csv": dg.MetadataValue.path(str(paths["table"].resolve())),
+        "images_csv": dg.MetadataValue.path(str(paths["images"].resolve())),
+        "plot": dg.MetadataValue.path(str(paths["plot"].resolve())),
+        "references": ", ".join(result.references),
+        "n_images": len(result.frame),
+        "seconds": round(seconds, 1),
+        **_headline(result),
+    })
+
+
+benchmark_assets = [ranking_quality_benchmark]

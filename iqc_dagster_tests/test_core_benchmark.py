@@ -1,0 +1,144 @@
+"""The ranking-quality benchmark: set building, metrics, the seed baseline, outputs."""
+
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iqc_dagster.core import benchmark, degrade
+from iqc_dagster.core.imaging import MAX_SIDE
+
+pytest.importorskip("skimage")
+pytest.importorskip("sklearn")
+
+
+def _frame(rows):
+    """A hand-made benchmark frame: (reference, distortion, level, score)."""
+    df = pd.DataFrame(rows, columns=["reference", "distortion", "level", "iqc"])
+    df["split"] = "calibration"
+    df["path"] = df["reference"] + "/" + df["distortion"] + df["level"].astype(str)
+    return df
+
+
+def test_metrics_count_pairs_strictly():
+    rows = [("a", "reference", 0, 0.9), ("a", "jpeg", 1, 0.8), ("a", "jpeg", 2, 0.85), ("a", "jpeg", 3, 0.9),
+            ("a", "bokeh", 0, 0.5), ("a", "soft", 0, 0.4),
+            ("b", "reference", 0, 0.6), ("b", "jpeg", 1, 0.5), ("b", "jpeg", 2, 0.4), ("b", "jpeg", 3, 0.3),
+            ("b", "bokeh", 0, 0.2), ("b", "soft", 0, 0.3)]
+    m = benchmark.compute_metrics(_frame(rows), "iqc")
+    assert m["pairwise_jpeg"] == pytest.approx(5 / 6)  # a's level 3 ties the reference: a tie is wrong
+    assert m["pairwise_all"] == m["pairwise_jpeg"]
+    assert m["monotonicity_jpeg"] == pytest.approx(3 / 6)  # a's levels go the wrong way, b's the right way
+    assert m["bokeh_above_soft"] == 0.5
+    # pooled: a/reference 0.9 and a/jpeg3 0.9 tie; the path breaks it (a/jpeg3 < a/reference0)
+    assert m["precision_at_k"] == 0.5
+    assert m["n_references"] == 2
+
+
+def test_seed_normalisation_depends_on_the_set_but_product_scores_do_not():
+    frame = benchmark.measure_set(["chelsea"], distortions=["gaussian_blur"], levels=(1,), workers=1)
+    base = frame[frame["distortion"].isin(["reference", "gaussian_blur"])].reset_index(drop=True)
+    outlier = base.iloc[[0]].assign(path="outlier", seed_laplacian_var=1e6, seed_brightness=255.0)
+    both = pd.concat([base, outlier], ignore_index=True)
+    seed_before, seed_after = benchmark.seed_scores(base), benchmark.seed_scores(both).iloc[:len(base)]
+    assert not np.allclose(seed_before.to_numpy(), seed_after.to_numpy())  # min-max moves with the set
+    iqc_before = benchmark.iqc_scores(base).to_numpy()
+    iqc_after = benchmark.iqc_scores(both).to_numpy()[:len(base)]
+    assert iqc_after == pytest.approx(iqc_before)
+
+
+def test_tiny_benchmark_orders_noise_and_clipping_and_beats_the_seed():
+    result = benchmark.run_benchmark(["astronaut"], distortions=["gaussian_noise", "overexpose"], levels=(1, 3),
+                                     workers=2)
+    f = result.frame.set_index("path")
+    assert len(f) == 1 + 2 * 2 + 2
+    ref = f.loc["astronaut/reference", "iqc"]
+    for p in ("gaussian_noise1", "gaussian_noise3", "overexpose1", "overexpose3"):
+        assert f.loc[f"astronaut/{p}", "iqc"] < ref, p
+    assert f.loc["astronaut/bokeh", "iqc"] >= f.loc["astronaut/soft", "iqc"]
+    # the seed method's failure the issue describes: noise and blown-out copies rank above the clean photo
+    assert f.loc["astronaut/gaussian_noise3", "seed"] > f.loc["astronaut/reference", "seed"]
+    assert f.loc["astronaut/overexpose3", "seed"] > f.loc["astronaut/reference", "seed"]
+    t = result.table
+    assert {"seed:all", "iqc:all"} == set(t.columns)
+    assert result.metric("pairwise_all") > result.metric("pairwise_all", "seed")
+    assert set(t.index) >= {"pairwise_gaussian_noise", "pairwise_overexpose", "monotonicity_all", "precision_at_k"}
+    vals = t.drop(index="n_references").to_numpy(dtype=float)
+    assert np.all((vals >= 0) & (vals <= 1))
+    text = benchmark.format_table(t)
+    assert "pairwise_all" in text and "references" in text
+
+
+def _two_split_frame():
+    rows = []
+    for ref, split, good in (("chelsea", "calibration", 0.8), ("flower", "held_out", 0.7)):
+        for kind, lv, v in (("reference", 0, good), ("jpeg", 1, good - 0.1), ("jpeg", 2, good - 0.2),
+                            ("jpeg", 3, good + 0.05), ("bokeh", 0, 0.6), ("soft", 0, 0.5)):
+            rows.append((ref, kind, lv, v))
+    df = _frame(rows)
+    df["split"] = np.where(df["reference"] == "flower", "held_out", "calibration")
+    df["seed"] = 1.0 - df["iqc"]
+    return df
+
+
+def test_splits_get_their_own_columns():
+    table = benchmark.metrics_table(_two_split_frame())
+    assert {"iqc:all", "iqc:calibration", "iqc:held_out", "seed:held_out"} <= set(table.columns)
+    assert table.loc["n_references", "iqc:held_out"] == 1
+    assert table.loc["pairwise_jpeg", "iqc:held_out"] == pytest.approx(2 / 3)
+    assert table.loc["pairwise_jpeg", "seed:held_out"] == pytest.approx(1 / 3)
+
+
+def test_default_set_is_real_photos_split_before_calibration():
+    refs = benchmark.REFERENCES
+    splits = {r.split for r in refs.values()}
+    assert splits == {"calibration", "held_out", "extra"}
+    default = [refs[n] for n in benchmark.DEFAULT_REFERENCES]
+    assert {r.package for r in default} == {"scikit-image", "scikit-learn", "matplotlib"}
+    held = [r for r in default if r.split == "held_out"]
+    assert len(held) >= len(default) / 2  # at least half the set never informed a constant
+    for pkg in ("scikit-learn", "matplotlib"):  # the non-scikit-image photos are all held out
+        assert all(r.split == "held_out" for r in default if r.package == pkg)
+
+
+def test_load_reference_gives_upright_rgb_capped_like_decoding():
+    for name in ("camera", "china", "grace_hopper"):
+        img = benchmark.load_reference(name)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        assert max(img.shape[:2]) <= MAX_SIDE
+    assert max(benchmark.load_reference("retina").shape[:2]) == MAX_SIDE  # 1411 px in the package
+    with pytest.raises(KeyError, match="unknown reference"):
+        benchmark.load_reference("nope")
+
+
+def test_variants_cover_every_distortion_and_level_and_are_deterministic():
+    img = benchmark.load_reference("chelsea")
+    v = list(benchmark.variants("chelsea", img))
+    kinds = [(k, lv) for k, lv, _ in v]
+    assert kinds[0] == ("reference", 0) and ("bokeh", 0) in kinds and ("soft", 0) in kinds
+    assert {(d, lv) for d in degrade.DISTORTIONS for lv in degrade.LEVELS} <= set(kinds)
+    again = dict(((k, lv), a) for k, lv, a in benchmark.variants("chelsea", img))
+    assert all(np.array_equal(a, again[(k, lv)]) for k, lv, a in v)
+
+
+def test_missing_package_is_one_clear_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(benchmark.BenchmarkUnavailable) as exc:
+        benchmark.load_reference("china")
+    assert "scikit-learn" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_write_outputs_writes_table_images_and_plot(tmp_path):
+    frame = _two_split_frame()
+    result = benchmark.BenchmarkResult(frame=frame, table=benchmark.metrics_table(frame),
+                                       references=["chelsea", "flower"])
+    paths = benchmark.write_outputs(result, tmp_path / "bench")
+    table = pd.read_csv(paths["table"])
+    assert table["metric"].tolist()[0] == "pairwise_all" and "iqc:held_out" in table.columns
+    images = pd.read_csv(paths["images"])
+    assert len(images) == len(frame) and {"iqc", "seed", "reference", "split"} <= set(images.columns)
+    png = paths["plot"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert not math.isnan(result.metric("pairwise_jpeg", "seed", "calibration"))
