@@ -316,15 +316,13 @@ def _embedding_matrix(values, n: int) -> tuple[np.ndarray | None, np.ndarray]:
     return m, valid
 
 
-def _ladder_distance(ha: np.ndarray, hb: np.ndarray) -> np.ndarray:
-    """Grouping distance between hash rows ``ha`` (a x K) and ``hb`` (b x K) → a x b uint8.
-
-    With ``pairwise``-shaped inputs (both P x K, broadcast as P x 1 x K and P x K) use
-    :func:`_pair_distance` instead."""
-    dist = np.bitwise_count(ha[:, 0, None] ^ hb[None, :, 0])
+def _ladder_distance(ha: np.ndarray, hb_t: np.ndarray) -> np.ndarray:
+    """Grouping distance between hash rows ``ha`` (a x K) and the *transposed* hashes ``hb_t``
+    (K x b, each row contiguous: about twice as fast as strided columns) → a x b uint8."""
+    dist = np.bitwise_count(ha[:, 0, None] ^ hb_t[0][None, :])
     for k in range(1, ha.shape[1]):  # a centre crop of one vs the whole frame of the other
-        np.minimum(dist, np.bitwise_count(ha[:, k, None] ^ hb[None, :, 0]), out=dist)
-        np.minimum(dist, np.bitwise_count(ha[:, 0, None] ^ hb[None, :, k]), out=dist)
+        np.minimum(dist, np.bitwise_count(ha[:, k, None] ^ hb_t[0][None, :]), out=dist)
+        np.minimum(dist, np.bitwise_count(ha[:, 0, None] ^ hb_t[k][None, :]), out=dist)
     return dist
 
 
@@ -423,7 +421,7 @@ def _workers() -> int:
 def similar_pairs(hashes: np.ndarray, hash_ok: np.ndarray, seconds: np.ndarray | None = None,
                   embeddings: np.ndarray | None = None, emb_ok: np.ndarray | None = None,
                   thresholds: Thresholds = DEFAULT_THRESHOLDS, names: np.ndarray | None = None,
-                  block_elems: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  block_elems: int = 1 << 22, hash_block_elems: int = 1 << 18) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (i < j) joined by an edge: ``(i, j, is_burst)`` as int64, int64, bool arrays.
 
     ``hashes`` uint64 n x len(CROP_LADDER) (:func:`hash_matrix`) with ``hash_ok`` mask; ``seconds``
@@ -431,8 +429,8 @@ def similar_pairs(hashes: np.ndarray, hash_ok: np.ndarray, seconds: np.ndarray |
 
     ``names`` (n,) orders photos taken in the same second (default: row order).
 
-    Near-duplicates: every pair is compared, in row blocks of about ``block_elems`` pairs (bounded
-    memory). Bursts: photos sorted by capture time, each compared with its next ``burst_neighbours``
+    Near-duplicates: every pair is compared, in row blocks of about ``hash_block_elems`` (hashes) or
+    ``block_elems`` (embeddings) pairs: bounded memory. Bursts: photos sorted by capture time, each compared with its next ``burst_neighbours``
     photos within ``burst_seconds`` (O(n) pairs, even if a whole album shares one timestamp). A pair
     that is a near-duplicate is never also reported as a burst.
     """
@@ -453,8 +451,10 @@ def similar_pairs(hashes: np.ndarray, hash_ok: np.ndarray, seconds: np.ndarray |
     hidx = np.flatnonzero(hash_ok)
     if hidx.size > 1:
         h = np.ascontiguousarray(hashes[hidx])
-        i, j = _dense_pairs(hidx.size, block_elems,
-                            lambda s, e: _ladder_distance(h[s:e], h[s:]) <= t.phash_near, workers=workers)
+        h_t = np.ascontiguousarray(h.T)
+        # small blocks: the XOR/popcount temporaries stay in cache
+        i, j = _dense_pairs(hidx.size, hash_block_elems,
+                            lambda s, e: _ladder_distance(h[s:e], h_t[:, s:]) <= t.phash_near, workers=workers)
         edges_i.append(hidx[i])
         edges_j.append(hidx[j])
     eidx = np.flatnonzero(emb_ok)
@@ -555,21 +555,22 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     roots = components(n, i, j)
 
     order = _order(out)
-    # best member of each component = the member that comes first in the best-to-worst order
-    best_pos: dict[int, int] = {}
-    for p, row in enumerate(order.tolist()):
-        best_pos.setdefault(int(roots[row]), p)
-    best_row = {root: int(order[p]) for root, p in best_pos.items()}
-    group_number = {root: k + 1 for k, (root, _) in enumerate(sorted(best_pos.items(), key=lambda t: t[1]))}
-    sizes = pd.Series(roots).value_counts()
-    burst_roots = set(roots[i[burst]].tolist()) if burst.any() else set()
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)  # 0 = best photo of the table
+    _, comp, sizes = np.unique(roots, return_inverse=True, return_counts=True)
+    best_pos = np.full(sizes.size, n, dtype=np.int64)
+    np.minimum.at(best_pos, comp, position)  # best member of each component
+    best_row = order[best_pos]
+    number = np.empty(sizes.size, dtype=np.int64)
+    number[np.argsort(best_pos, kind="stable")] = np.arange(1, sizes.size + 1)  # group 1 holds the top photo
+    bursty = np.zeros(sizes.size, dtype=bool)
+    bursty[comp[i[burst]]] = True
 
-    gid = np.array([group_number[int(r)] for r in roots], dtype=np.int64)
-    gsize = np.array([int(sizes[r]) for r in roots], dtype=np.int64)
-    is_best = np.array([best_row[int(r)] == k for k, r in enumerate(roots)], dtype=bool)
-    kind = np.array(["" if s == 1 else ("burst" if int(r) in burst_roots else "duplicate")
-                     for r, s in zip(roots, gsize)], dtype=object)
-    dup_of = np.array([None if b else names[best_row[int(r)]] for r, b in zip(roots, is_best)], dtype=object)
+    gid = number[comp]
+    gsize = sizes[comp].astype(np.int64)
+    is_best = best_row[comp] == np.arange(n)
+    kind = np.where(gsize == 1, "", np.where(bursty[comp], "burst", "duplicate")).astype(object)
+    dup_of = np.where(is_best, None, names[best_row[comp]]).astype(object)
     out["group_id"] = gid
     out["group_size"] = gsize
     out["is_best_in_group"] = is_best
