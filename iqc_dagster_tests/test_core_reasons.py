@@ -33,6 +33,13 @@ def test_sinks():
     assert "- 30% of shadows crushed" in parts(reasons.reasons_for({"clipped_shadows": 0.3}))
 
 
+def test_exposure_words_do_not_contradict_the_score():
+    low_key = parts(reasons.reasons_for({"median_luma": 0.1, "exposure_norm": 0.95}))
+    assert "- dark" not in low_key and "+ well exposed" in low_key
+    clipped = parts(reasons.reasons_for({"clipped_highlights": 0.2, "exposure_norm": 0.9}))
+    assert "- 20% of highlights clipped" in clipped and "+ well exposed" not in clipped
+
+
 def test_unknown_norm_columns_get_generic_words():
     p = parts(reasons.reasons_for({"dynamic_range_norm": 0.05, "vividness_norm": 0.97}))
     assert "- low dynamic range" in p and "+ high vividness" in p

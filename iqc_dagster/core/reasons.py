@@ -8,7 +8,8 @@
   (:data:`SCORE_WORDS`); any other ``*_norm`` column (a feature added later) gets ``"low <name>"`` /
   ``"high <name>"`` with the default thresholds, so new scores need no change here;
 * raw measurements where they say more than the score: ``clipped_highlights`` ("12% of highlights
-  clipped"), ``clipped_shadows``, ``median_luma`` ("dark", "very bright"), ``face_count`` ("2 faces");
+  clipped"), ``clipped_shadows``, ``median_luma`` ("dark", "very bright", unless ``exposure_norm`` is
+  at least 0.6), ``face_count`` ("2 faces"); "well exposed" is left out next to any of these;
 * groups (:mod:`iqc_dagster.core.dedup`): a non-best member gets "duplicate of X, lower score" (or
   "burst with X, lower score"); a group's best pick gets "best of N similar".
 
@@ -34,6 +35,9 @@ CLIPPED_HIGHLIGHTS = 0.05  # >= 5% of pixels blown
 CLIPPED_SHADOWS = 0.10  # >= 10% of pixels crushed to black
 DARK_MEDIAN = 0.18
 BRIGHT_MEDIAN = 0.85
+#: "dark" / "very bright" only when the exposure score (if any) is below this: otherwise the score
+#: judged the key acceptable (a deliberate low-key or high-key photo) and the words would contradict it.
+KEY_TRUSTED = 0.6
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
         sinks.append((1.0 + lo, f"{_pct(lo)} of shadows crushed"))
         specific_exposure = True
     med = _f(row, "median_luma")
+    exposure = _f(row, "exposure_norm")
+    if exposure is not None and exposure >= KEY_TRUSTED:
+        med = None  # the exposure score accepts this key (a low-key or high-key photo): no "dark"
     if med is not None and med <= DARK_MEDIAN:
         sinks.append((1.0 + (DARK_MEDIAN - med) * 3, "dark"))
         specific_exposure = True
@@ -147,6 +154,8 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
             text = "blurry" if col == "sharpness_norm" and v <= BLURRY else w.low
             sinks.append((w.low_at - v + 0.01, text))
         elif w.high and v >= w.high_at:
+            if col == "exposure_norm" and specific_exposure:
+                continue  # "well exposed" next to "12% of highlights clipped" would contradict itself
             lifts.append((v - w.high_at + 0.01, w.high))
     return lifts, sinks
 
