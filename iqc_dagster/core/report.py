@@ -148,6 +148,9 @@ def histogram_png(values: pd.Series, column: str) -> bytes:
         ax.axvline(float(np.median(ok)), color="#c0392b", lw=1, ls="--")
         ax.text(0.01, 0.97, f"median {np.median(ok):.3f}", transform=ax.transAxes, va="top", fontsize=8,
                 color="#c0392b", parse_math=False)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # photo counts
     ax.set_xlabel("score", fontsize=9)
     ax.set_ylabel("photos", fontsize=9)
     ax.tick_params(labelsize=8)
