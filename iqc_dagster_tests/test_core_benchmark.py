@@ -50,7 +50,8 @@ def test_seed_normalisation_depends_on_the_set_but_product_scores_do_not():
 
 
 def test_tiny_benchmark_orders_noise_and_clipping_and_beats_the_seed():
-    result = benchmark.run_benchmark(["astronaut"], distortions=["gaussian_noise", "overexpose"], levels=(1, 3),
+    result = benchmark.run_benchmark(["astronaut"], distortions=["gaussian_noise", "overexpose"],
+                                     levels=(1, 3),
                                      workers=2)
     f = result.frame.set_index("path")
     assert len(f) == 1 + 2 * 2 + 2
@@ -64,7 +65,8 @@ def test_tiny_benchmark_orders_noise_and_clipping_and_beats_the_seed():
     t = result.table
     assert {"seed:all", "iqc:all"} == set(t.columns)
     assert result.metric("pairwise_all") > result.metric("pairwise_all", "seed")
-    assert set(t.index) >= {"pairwise_gaussian_noise", "pairwise_overexpose", "monotonicity_all", "precision_at_k"}
+    assert set(t.index) >= {"pairwise_gaussian_noise", "pairwise_overexpose", "monotonicity_all",
+                            "precision_at_k"}
     vals = t.drop(index="n_references").to_numpy(dtype=float)
     assert np.all((vals >= 0) & (vals <= 1))
     text = benchmark.format_table(t)

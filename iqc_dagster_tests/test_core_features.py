@@ -92,7 +92,8 @@ def test_noise_estimate_is_blind_to_texture_and_right_on_white_noise():
 
 def test_blur_ranks_below_sharp_and_levels_are_monotone(astronaut):
     for fn in (degrade.gaussian_blur, degrade.motion_blur):
-        s = [scores(astronaut)["sharpness_norm"]] + [scores(fn(astronaut, lv))["sharpness_norm"] for lv in (1, 2, 3)]
+        s = [scores(astronaut)["sharpness_norm"]]
+        s += [scores(fn(astronaut, lv))["sharpness_norm"] for lv in (1, 2, 3)]
         assert s == sorted(s, reverse=True) and len(set(s)) == 4, s
 
 
@@ -158,8 +159,9 @@ def test_bokeh_subject_is_not_below_a_uniformly_soft_copy(astronaut, coffee):
 
 def test_sharpness_score_reads_the_noise_measurement():
     m = {"detail_subject": 2.2}
-    clean = feat.score_photo({"sharpness": m, "noise": {"noise_sigma": 0.0}, "blockiness": {"jpeg_blockiness": 0.0}})
-    noisy = feat.score_photo({"sharpness": m, "noise": {"noise_sigma": 12.0}, "blockiness": {"jpeg_blockiness": 0.0}})
+    no_blocks = {"jpeg_blockiness": 0.0}
+    clean = feat.score_photo({"sharpness": m, "noise": {"noise_sigma": 0.0}, "blockiness": no_blocks})
+    noisy = feat.score_photo({"sharpness": m, "noise": {"noise_sigma": 12.0}, "blockiness": no_blocks})
     alone = feat.score_photo({"sharpness": m})
     assert noisy["sharpness_norm"] < clean["sharpness_norm"] == pytest.approx(alone["sharpness_norm"])
     assert math.isnan(alone["noise_norm"])
@@ -176,7 +178,8 @@ def test_scores_are_finite_and_in_unit_range_on_odd_images(img):
 
 
 def test_adding_an_outlier_does_not_reorder_the_others(astronaut, coffee):
-    album = {"a": astronaut, "a_blur": degrade.gaussian_blur(astronaut, 1), "a_noise": degrade.gaussian_noise(astronaut, 1),
+    album = {"a": astronaut, "a_blur": degrade.gaussian_blur(astronaut, 1),
+             "a_noise": degrade.gaussian_noise(astronaut, 1),
              "c": coffee, "c_dark": degrade.underexpose(coffee, 1), "c_jpeg": degrade.jpeg(coffee, 2)}
     before = final(album)
     outlier = np.clip(degrade.gaussian_noise(degrade.overexpose(coffee, 3), 3).astype(int) + 60, 0, 255)

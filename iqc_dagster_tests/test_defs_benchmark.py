@@ -22,7 +22,8 @@ def _materialize(tmp_path, config):
     with dg.DagsterInstance.ephemeral() as instance:
         return dg.materialize(
             [ranking_quality_benchmark], instance=instance, raise_on_error=False,
-            resources={"iqc": IQCSettings(photo_root=str(tmp_path / "photos"), output_dir=str(tmp_path / "out"))},
+            resources={"iqc": IQCSettings(photo_root=str(tmp_path / "photos"),
+                                          output_dir=str(tmp_path / "out"))},
             run_config={"ops": {"ranking_quality_benchmark": {"config": config}}})
 
 

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                         "name lists the known ones")
     p.add_argument("--distortions", nargs="+", metavar="NAME",
                    help="graded distortions to apply (default: all seven)")
-    p.add_argument("--output-dir", help=f"where benchmark/ is written (default: ${ENV_OUTPUT_DIR} or output/)")
+    p.add_argument("--output-dir",
+                   help=f"where benchmark/ is written (default: ${ENV_OUTPUT_DIR} or output/)")
     p.add_argument("--no-write", action="store_true", help="only print, write no files")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     p.set_defaults(func=run)
@@ -37,9 +38,11 @@ def run(args) -> int:
         raise CLIError(f"unknown reference(s) {', '.join(unknown)}; known: {', '.join(benchmark.REFERENCES)}")
     bad = [d for d in (args.distortions or []) if d not in benchmark.degrade.DISTORTIONS]
     if bad:
-        raise CLIError(f"unknown distortion(s) {', '.join(bad)}; known: {', '.join(benchmark.degrade.DISTORTIONS)}")
+        known = ", ".join(benchmark.degrade.DISTORTIONS)
+        raise CLIError(f"unknown distortion(s) {', '.join(bad)}; known: {known}")
     if not args.json:
-        print(f"benchmark: {len(refs)} reference(s), scoring every copy (this takes a while)...", file=sys.stderr)
+        print(f"benchmark: {len(refs)} reference(s), scoring every copy (this takes a while)...",
+              file=sys.stderr)
     try:
         result = benchmark.run_benchmark(refs, distortions=args.distortions)
     except benchmark.BenchmarkUnavailable as exc:

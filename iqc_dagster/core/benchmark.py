@@ -128,7 +128,10 @@ def load_reference(name: str) -> np.ndarray:
         else:
             import skimage.data
 
-            img = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+            if name == "motorcycle":
+                img = skimage.data.stereo_motorcycle()[0]
+            else:
+                img = getattr(skimage.data, name)()
     except ImportError as exc:
         raise _missing(pkg, exc) from None
     img = np.asarray(img)
@@ -148,7 +151,7 @@ def load_reference(name: str) -> np.ndarray:
 
 def variants(name: str, img: np.ndarray, distortions: Sequence[str] | None = None,
              levels: Sequence[int] = degrade.LEVELS) -> Iterable[tuple[str, int, np.ndarray]]:
-    """(kind, level, image) for the reference (``reference``, 0), its graded copies, ``bokeh`` and ``soft``."""
+    """(kind, level, image): the reference (``reference``, 0), its graded copies, ``bokeh`` and ``soft``."""
     seed = zlib.crc32(name.encode())  # a different, reproducible noise pattern per reference
     yield "reference", 0, img
     for d in distortions or degrade.DISTORTIONS:
@@ -344,10 +347,10 @@ def plot(table: pd.DataFrame, path: str | os.PathLike) -> Path:
                hatch="//" if split == "held_out" else None, edgecolor="white")
     ax.axhline(0.97, color="#c53030", lw=0.8, ls="--")
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
     ax.set_ylabel("share of pairs ordered correctly")
     ax.set_title("Ranking quality: seed method vs iqc (CLIP off)", fontsize=10)
-    ax.legend(fontsize=7, ncol=3, loc="lower left")
+    ax.legend(fontsize=7, ncol=len(cols), loc="upper center", frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

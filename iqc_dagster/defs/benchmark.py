@@ -53,8 +53,8 @@ def ranking_quality_benchmark(context: dg.AssetExecutionContext, config: Benchma
         raise dg.Failure(description=str(exc).strip("'\"")) from None
     paths = benchmark.write_outputs(result, Path(iqc.output_dir) / "benchmark")
     seconds = time.monotonic() - t0
-    context.log.info(f"ranking benchmark: {len(result.frame)} images from {len(result.references)} references "
-                     f"in {seconds:.1f}s -> {paths['table']}")
+    context.log.info(f"ranking benchmark: {len(result.frame)} images from {len(result.references)} "
+                     f"references in {seconds:.1f}s -> {paths['table']}")
     table_md = result.table.drop(index=["n_references"], errors="ignore").round(3).to_markdown()
     return dg.MaterializeResult(metadata={
         "table": dg.MetadataValue.md(table_md),
