@@ -172,6 +172,9 @@ def test_gather_preferences_precedence(tmp_path):
     labels.write_text("file,rating\n0.jpg,5\n1.jpg,1\n")
     with pytest.raises(tuning.TuningError, match="at least 5"):
         tuning.gather_preferences(scores, root, labels_csv=labels, synthetic=synthetic)
+    labels.write_text("file,rating\nelsewhere.jpg,5\n")
+    with pytest.raises(tuning.TuningError, match="matched none"):
+        tuning.gather_preferences(scores, root, labels_csv=labels, synthetic=synthetic)
     # too few ratings found in the files: a note, then the synthetic pairs
     (root / "a" / "0.jpg.xmp").write_text(
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'

@@ -255,6 +255,9 @@ def gather_preferences(album_scores: pd.DataFrame, photo_root: str | os.PathLike
             raise TuningError(msg + "; rate more photos, or leave out --labels to tune on the synthetic "
                                     "degradation benchmark")
         notes.append(msg + "; using the synthetic degradation pairs instead")
+    elif labels_csv:
+        raise TuningError(f"labels CSV {labels_csv} matched none of the {len(photos)} scored photo(s) under "
+                          f"{photo_root}; 'file' must be absolute, album/photo.jpg, or photo.jpg")
     else:
         notes.append("no ratings found (labels CSV, XMP sidecars, embedded XMP/EXIF): using the synthetic "
                      "degradation pairs")
