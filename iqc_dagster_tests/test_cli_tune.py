@@ -28,14 +28,17 @@ def test_tune_prints_one_json_line_and_resumes(tmp_path, photo_root):
     assert 0 <= out["heldout_default"] <= 1 and 0 <= out["heldout_tuned"] <= 1
     assert abs(sum(out["best_weights"].values()) - 1) < 1e-3
     # features were computed for both albums first (the album graph ran), and the result is saved
-    assert (tmp_path / "out" / "csvs" / "portraits.csv").exists() and (tmp_path / "out" / "csvs" / "travel.csv").exists()
+    csvs = tmp_path / "out" / "csvs"
+    assert (csvs / "portraits.csv").exists() and (csvs / "travel.csv").exists()
     tuning_dir = tmp_path / "out" / "tuning"
-    assert {"optuna.sqlite3", "tuned_weights.json", "tuned_weights_history.png"} <= {p.name for p in tuning_dir.iterdir()}
+    files = {p.name for p in tuning_dir.iterdir()}
+    assert {"optuna.sqlite3", "tuned_weights.json", "tuned_weights_history.png"} <= files
     assert "Traceback" not in r.stderr
 
     # running again resumes the same study
     again = iqc("tune", "--trials", "3", "--no-clip", "--references", "astronaut,coins",
-                "--distortions", "gaussian_blur,underexpose", "--quiet", "--album", "portraits", env_extra=env)
+                "--distortions", "gaussian_blur,underexpose", "--quiet", "--album", "portraits",
+                env_extra=env)
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout.strip().splitlines()[-1])
     assert second["study"] == out["study"] and second["n_trials"] == 11

@@ -13,8 +13,10 @@ XMP_ATTR = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="{r}"/>
 </rdf:RDF></x:xmpmeta><?xpacket end="w"?>"""
 
-XMP_ELEMENT = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">
+XMP_ELEMENT = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+ xmlns:dc="http://purl.org/dc/elements/1.1/">
 <dc:creator>me</dc:creator><xmp:Rating>{r}</xmp:Rating></rdf:Description></rdf:RDF></x:xmpmeta>"""
 
 
@@ -91,7 +93,8 @@ def test_labels_csv_rating_and_pick_matching(tmp_path):
     picks = tmp_path / "picks.csv"
     picks.write_text("album,file,pick\na,x.jpg,pick\nb,x.jpg,reject\nb,z.jpg,0\n")
     got, _ = ratings.collect_ratings(photos, root, picks)
-    assert {k: r.value for k, r in got.items()} == {("a", "x.jpg"): 1.0, ("b", "x.jpg"): -1.0, ("b", "z.jpg"): 0.0}
+    assert {k: r.value for k, r in got.items()} == {("a", "x.jpg"): 1.0, ("b", "x.jpg"): -1.0,
+                                                     ("b", "z.jpg"): 0.0}
 
 
 def test_labels_csv_wins_over_file_ratings(tmp_path):

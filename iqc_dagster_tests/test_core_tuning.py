@@ -150,7 +150,8 @@ def test_gather_preferences_precedence(tmp_path):
     (root / "a").mkdir(parents=True)
     n = 30
     scores = pd.DataFrame({"album": "a", "path": [f"{i}.jpg" for i in range(n)],
-                           "content_hash": [f"h{i}" for i in range(n)], "sharpness_norm": np.linspace(0, 1, n),
+                           "content_hash": [f"h{i}" for i in range(n)],
+                           "sharpness_norm": np.linspace(0, 1, n),
                            "aesthetic": np.linspace(1, 0, n)})
     calls = []
 
@@ -167,7 +168,8 @@ def test_gather_preferences_precedence(tmp_path):
     p = tuning.gather_preferences(scores, root, labels_csv=labels, use_clip=False, synthetic=synthetic)
     assert p.source == "ratings" and p.objective == tuning.OBJECTIVE_RATINGS
     assert "aesthetic" not in p.scores.columns
-    assert "aesthetic" in tuning.gather_preferences(scores, root, labels_csv=labels, synthetic=synthetic).scores
+    with_clip = tuning.gather_preferences(scores, root, labels_csv=labels, synthetic=synthetic)
+    assert "aesthetic" in with_clip.scores
     # an explicit labels CSV with too few pairs is an error, not a silent fallback
     labels.write_text("file,rating\n0.jpg,5\n1.jpg,1\n")
     with pytest.raises(tuning.TuningError, match="at least 5"):
@@ -177,7 +179,8 @@ def test_gather_preferences_precedence(tmp_path):
         tuning.gather_preferences(scores, root, labels_csv=labels, synthetic=synthetic)
     # too few ratings found in the files: a note, then the synthetic pairs
     (root / "a" / "0.jpg.xmp").write_text(
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         '<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/></rdf:RDF></x:xmpmeta>')
     p = tuning.gather_preferences(scores, root, synthetic=synthetic)
     assert p.source == "synthetic" and any("1 from sidecar" in s for s in p.notes)

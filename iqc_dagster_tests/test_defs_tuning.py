@@ -24,7 +24,8 @@ PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "grace_hopper"]
 
 VARIANTS = {"orig": lambda im: im, "blur": lambda im: degrade.gaussian_blur(im, 2),
             "dark": lambda im: degrade.underexpose(im, 1), "bright": lambda im: degrade.overexpose(im, 1),
-            "flat": lambda im: degrade.reduce_contrast(im, 1), "flatter": lambda im: degrade.reduce_contrast(im, 2)}
+            "flat": lambda im: degrade.reduce_contrast(im, 1),
+            "flatter": lambda im: degrade.reduce_contrast(im, 2)}
 
 
 def make_album(tmp_path, photos=PHOTOS, variants=tuple(VARIANTS)):
@@ -33,7 +34,8 @@ def make_album(tmp_path, photos=PHOTOS, variants=tuple(VARIANTS)):
     for name in photos:
         img = real_photo(name)
         s = 256 / max(img.shape[:2])
-        img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        size = (round(img.shape[1] * s), round(img.shape[0] * s))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         for v in variants:
             save_jpeg(VARIANTS[v](img), album / f"{name}_{v}.jpg")
     return Settings(photo_root=str(album.parent), db_path=str(tmp_path / "iqc.duckdb"),
@@ -67,7 +69,8 @@ def _tune(settings, instance, **config):
 
 
 def _ranked(result):
-    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("ranked_photos")]
+    key = dg.AssetKey("ranked_photos")
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == key]
     return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
 
 
@@ -84,7 +87,8 @@ def test_tuned_weights_from_ratings_are_used_by_the_next_ranking(rated):
         assert s["n_pairs_tune"] >= 5 and s["n_pairs_heldout"] >= 5
         assert s["heldout_tuned"] >= s["heldout_default"] and s["used_for_ranking"]
         # contrast alone decides these ratings: tuning beats the defaults held-out and gives contrast a
-        # larger share than the defaults do (test_core_tuning checks "most of the weight" on a cleaner problem)
+        # larger share than the defaults do (test_core_tuning checks "most of the weight" on a cleaner
+        # problem)
         assert s["heldout_tuned"] > s["heldout_default"]
         tuned = {k: v for k, v in s["best_weights"].items() if k != "aesthetic"}
         default = {k: v for k, v in fusion.DEFAULT_WEIGHTS.items() if k != "aesthetic"}
@@ -93,7 +97,8 @@ def test_tuned_weights_from_ratings_are_used_by_the_next_ranking(rated):
         assert (out / HISTORY_PNG).read_bytes()[:4] == b"\x89PNG"
         assert json.loads((out / RESULT_JSON).read_text())["weights_id"] == s["weights_id"]
         assert (out / tuning.STORAGE_FILE).exists()
-        md = {k: v.value for k, v in result.get_asset_materialization_events()[-1].materialization.metadata.items()}
+        mat = result.get_asset_materialization_events()[-1].materialization
+        md = {k: v.value for k, v in mat.metadata.items()}
         assert md["history"].startswith("![trial history](data:image/png;base64,")
 
         later = materialize_album("rated", settings, instance=instance, log_level="WARNING")
@@ -104,7 +109,8 @@ def test_tuned_weights_from_ratings_are_used_by_the_next_ranking(rated):
     with duckdb.connect(settings.db_path, read_only=True) as c:
         assert {r[0] for r in c.execute("SELECT weights_id FROM rankings WHERE album = 'rated'").fetchall()} \
             == {s["weights_id"]}
-        row = c.execute("SELECT source, weights FROM weights WHERE weights_id = ?", [s["weights_id"]]).fetchone()
+        row = c.execute("SELECT source, weights FROM weights WHERE weights_id = ?",
+                        [s["weights_id"]]).fetchone()
         assert row[0] == f"tuned:{s['study']}" and json.loads(row[1]) == s["best_weights"]
         stored = c.execute("SELECT objective, heldout_default, heldout_tuned FROM tuned_weights").fetchall()
     assert stored == [(tuning.OBJECTIVE_RATINGS, pytest.approx(s["heldout_default"], abs=1e-4),
@@ -117,7 +123,8 @@ def test_rankings_keep_the_defaults_when_the_latest_tuning_lost_held_out(small):
         materialize_album("rated", settings, instance=instance, log_level="WARNING")
         worse = tuning.TuneResult(
             study_name="worse", storage="sqlite:///x", objective=tuning.OBJECTIVE_RATINGS, source="ratings",
-            best_weights={"sharpness": 0.1, "contrast": 0.9}, tuned_keys=["sharpness", "contrast"], n_trials=1,
+            best_weights={"sharpness": 0.1, "contrast": 0.9}, tuned_keys=["sharpness", "contrast"],
+            n_trials=1,
             n_new_trials=1, tune_default=0.5, tune_tuned=0.9, heldout_default=0.8, heldout_tuned=0.6,
             n_pairs_tune=9, n_pairs_heldout=9, n_pairs_dropped=0, keys_tune=[], keys_heldout=[],
             history=pd.DataFrame(), seconds=0.0)

@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--labels", type=Path, metavar="CSV",
                    help="ratings CSV: columns file,rating (any numbers, higher = better) or file,pick "
                         "(pick/reject/1/0/-1); file = absolute, album/photo.jpg or photo.jpg")
-    p.add_argument("--photo-root", help=f"folder of album folders (default: ${ENV_PHOTO_ROOT} or data/albums)")
+    p.add_argument("--photo-root",
+                   help=f"folder of album folders (default: ${ENV_PHOTO_ROOT} or data/albums)")
     p.add_argument("--album", action="append", help="only this album (repeatable)")
     p.add_argument("--seed", type=int, default=tuning.DEFAULT_SEED, help="sampler seed (default 0)")
     p.add_argument("--references", metavar="NAMES",
@@ -70,7 +71,8 @@ def run(args) -> int:
         bad += [d for d in dists or [] if d not in degrade.DISTORTIONS]
         if bad:
             raise CLIError(f"unknown reference/distortion {', '.join(bad)}; references: "
-                           f"{', '.join(benchmark.REFERENCES)}; distortions: {', '.join(degrade.DISTORTIONS)}")
+                           f"{', '.join(benchmark.REFERENCES)}; distortions: "
+                           f"{', '.join(degrade.DISTORTIONS)}")
     settings = settings_for(args, photo_root=args.photo_root)
     root = Path(settings.photo_root)
     if not root.is_dir():

@@ -185,7 +185,7 @@ def parse_pick(value: str) -> float:
 
 
 def read_labels_csv(path: str | os.PathLike) -> list[dict]:
-    """Rows ``{"file", "album" (or None), "rating"}`` of a labels CSV with ``file`` and ``rating`` or ``pick``."""
+    """Rows ``{"file", "album" (or None), "rating"}`` of a labels CSV (``file`` + ``rating`` or ``pick``)."""
     path = Path(path)
     if not path.is_file():
         raise LabelsError(f"labels CSV {path} does not exist")
@@ -274,8 +274,8 @@ def collect_ratings(photos: Iterable[tuple[str, str]], photo_root: str | os.Path
     if labels_csv:
         matched, unmatched = match_labels(read_labels_csv(labels_csv), photos, photo_root)
         out.update({k: Rating(v, "labels") for k, v in matched.items()})
-        notes.append(f"labels CSV {labels_csv}: {len(matched)} photo(s) matched"
-                     + (f", {len(unmatched)} row(s) matched no photo (e.g. {unmatched[0]})" if unmatched else ""))
+        extra = f", {len(unmatched)} row(s) matched no photo (e.g. {unmatched[0]})" if unmatched else ""
+        notes.append(f"labels CSV {labels_csv}: {len(matched)} photo(s) matched{extra}")
     if read_files:
         root = Path(photo_root)
         for album, path in photos:

@@ -204,8 +204,9 @@ def synthetic_preferences(frame: pd.DataFrame, *, use_benchmark_split: bool = Tr
         notes.append("split: hash of the reference name")
     cols = [c for c in _score_cols() if c in scores.columns]
     extra = [c for c in ("distortion", "level") if c in scores.columns]
-    return Preferences(scores=scores[["item", "key", *extra, *cols]], pairs=np.array(pairs, np.int64).reshape(-1, 2),
-                       source="synthetic", assignment=assignment, notes=notes)
+    return Preferences(scores=scores[["item", "key", *extra, *cols]],
+                       pairs=np.array(pairs, np.int64).reshape(-1, 2), source="synthetic",
+                       assignment=assignment, notes=notes)
 
 
 def gather_preferences(album_scores: pd.DataFrame, photo_root: str | os.PathLike, *,
@@ -244,7 +245,8 @@ def gather_preferences(album_scores: pd.DataFrame, photo_root: str | os.PathLike
                                     heldout_fraction=heldout_fraction)
         tune, held, _ = prefs.split_pairs()
         if len(tune) >= min_pairs and len(held) >= min_pairs:
-            prefs.notes = notes + [f"objective: the user's ratings ({len(found)} rated photos, split by photo)"]
+            prefs.notes = notes + [f"objective: the user's ratings ({len(found)} rated photos, split by "
+                                   f"photo)"]
             for n in prefs.notes:
                 log(n)
             return prefs
@@ -264,7 +266,8 @@ def gather_preferences(album_scores: pd.DataFrame, photo_root: str | os.PathLike
     if synthetic is None:
         raise TuningError("no ratings to tune on and no synthetic benchmark set")
     prefs = synthetic_preferences(synthetic(), heldout_fraction=heldout_fraction)
-    prefs.notes = notes + ["objective: synthetic degradation pairs of the ranking-quality benchmark"] + prefs.notes
+    prefs.notes = [*notes, "objective: synthetic degradation pairs of the ranking-quality benchmark",
+                   *prefs.notes]
     for n in prefs.notes:
         log(n)
     return prefs
@@ -442,7 +445,8 @@ def run_study(prefs: Preferences, *, n_trials: int = DEFAULT_TRIALS, storage_dir
                                        load_if_exists=True)
     stored_study.set_user_attr("objective", prefs.objective)
     stored_study.set_user_attr("tuned_keys", list(tuned))
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    state = optuna.trial.TrialState
+    finished = (state.COMPLETE, state.PRUNED, state.FAIL)
     stored = stored_study.get_trials(deepcopy=False, states=finished)
     existing = len(stored)
     # Trials run against an in-memory copy and are written to the SQLite study in batches: Optuna's
@@ -492,7 +496,8 @@ def run_study(prefs: Preferences, *, n_trials: int = DEFAULT_TRIALS, storage_dir
         study_name=name, storage=url, objective=prefs.objective, source=prefs.source,
         best_weights=best_w, tuned_keys=list(tuned), n_trials=n_total, n_new_trials=n_trials,
         tune_default=agreement(scores, tune_pairs, default), tune_tuned=float(best.value),
-        heldout_default=agreement(scores, held_pairs, default), heldout_tuned=agreement(scores, held_pairs, best_w),
+        heldout_default=agreement(scores, held_pairs, default),
+        heldout_tuned=agreement(scores, held_pairs, best_w),
         n_pairs_tune=len(tune_pairs), n_pairs_heldout=len(held_pairs), n_pairs_dropped=dropped,
         keys_tune=prefs.keys_in(TUNE), keys_heldout=prefs.keys_in(HELDOUT), history=hist,
         seconds=round(time.monotonic() - t0, 2), notes=list(prefs.notes))
@@ -516,7 +521,8 @@ def plot_history(result: TuneResult, path: str | os.PathLike) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(h["number"], h["value"], s=10, color="#90a4c0", label="trial (tune pairs)")
     ax.step(h["number"], h["best_so_far"], where="post", color="#2b6cb0", lw=1.6, label="best so far (tune)")
-    ax.axhline(result.tune_default, color="#718096", ls=":", lw=1, label=f"defaults, tune {result.tune_default:.3f}")
+    ax.axhline(result.tune_default, color="#718096", ls=":", lw=1,
+               label=f"defaults, tune {result.tune_default:.3f}")
     ax.axhline(result.heldout_default, color="#c53030", ls="--", lw=1,
                label=f"defaults, held-out {result.heldout_default:.3f}")
     ax.axhline(result.heldout_tuned, color="#2f855a", ls="--", lw=1.2,

@@ -45,11 +45,11 @@ def tuning_dir(iqc: IQCSettings) -> Path:
     deps=[dg.AssetDep(normalized_features, partition_mapping=dg.AllPartitionMapping()),
           dg.AssetDep(aesthetic_scores, partition_mapping=dg.AllPartitionMapping())],
     description="Fusion weights learnt with Optuna (seeded TPE, resumable study in "
-                "$IQC_OUTPUT_DIR/tuning/optuna.sqlite3) from preferences: the user's ratings (labels CSV, XMP "
-                "sidecars, embedded XMP/EXIF) when there are enough, else the synthetic degradation pairs of "
-                "the ranking-quality benchmark. Split by photo (by reference photo for synthetic pairs); "
-                "reports held-out agreement of the defaults and of the tuned weights. Rankings use the "
-                "tuned weights only when they are not worse held-out.",
+                "$IQC_OUTPUT_DIR/tuning/optuna.sqlite3) from preferences: the user's ratings (labels CSV, "
+                "XMP sidecars, embedded XMP/EXIF) when there are enough, else the synthetic degradation "
+                "pairs of the ranking-quality benchmark. Split by photo (by reference photo for synthetic "
+                "pairs); reports held-out agreement of the defaults and of the tuned weights. Rankings use "
+                "the tuned weights only when they are not worse held-out.",
 )
 def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQCSettings,
                   duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -65,8 +65,8 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
                      f"photo(s) under {iqc.photo_root}")
 
     def synthetic():
-        return tuning.synthetic_frame(out, config.synthetic_references, distortions=config.synthetic_distortions,
-                                      log=context.log.info)
+        return tuning.synthetic_frame(out, config.synthetic_references,
+                                      distortions=config.synthetic_distortions, log=context.log.info)
 
     try:
         prefs = tuning.gather_preferences(scores, iqc.photo_root, labels_csv=config.labels_csv,

@@ -25,9 +25,9 @@ def current_weights(conn) -> fusion.Weights:
 @dg.asset(
     pool=DUCKDB_POOL, group_name="weights", kinds={"python", "duckdb"},
     deps=[dg.AssetKey("tuned_weights")],
-    description="Fusion weights used by ranked_photos: the latest tuned_weights when their held-out agreement "
-                "is not below the defaults', else the seed's defaults (aesthetic .35, sharpness .35, "
-                "exposure .2, contrast .1, faces .05).",
+    description="Fusion weights used by ranked_photos: the latest tuned_weights when their held-out "
+                "agreement is not below the defaults', else the seed's defaults (aesthetic .35, "
+                "sharpness .35, exposure .2, contrast .1, faces .05).",
 )
 def ranking_weights(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with db(duckdb) as conn:
