@@ -225,14 +225,17 @@ def test_several_prompts_are_ensembled_and_sides_are_symmetric(loaded):
     assert np.isfinite(q).all() and ((q >= 0) & (q <= 1)).all()
 
 
-def test_one_decode_feeds_features_and_clip(loaded, tmp_path, monkeypatch):
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_one_decode_feeds_features_and_clip(loaded, tmp_path, monkeypatch, prefetch):
     paths = [save_jpeg(real_photo(n), tmp_path / f"{n}.jpg") for n in ("astronaut", "coffee", "chelsea")]
     calls = []
     real_decode = imaging.decode
     monkeypatch.setattr(imaging, "decode", lambda p, *a, **k: calls.append(Path(p).name) or real_decode(p, *a, **k))
     tasks = [analysis.PhotoTask(content_hash=f"h{i}", path=p, rel_path=p.name, features=("sharpness",),
                                 want_clip=(i != 1)) for i, p in enumerate(paths)]
-    batches = list(analysis.analyze(tasks, batch_size=2, workers=2, clip_prepare=loaded.prepare))
+    batches = list(analysis.analyze(tasks, batch_size=2, workers=2, clip_prepare=loaded.prepare,
+                                    prefetch=prefetch))
+    assert [b.done for b in batches] == [2, 3]
     assert sorted(calls) == sorted(p.name for p in paths)  # exactly one decode per photo
     got = {h: a for b in batches for h, a in b.clip_inputs}
     assert set(got) == {"h0", "h2"}  # only the tasks that asked for CLIP input

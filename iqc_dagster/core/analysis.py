@@ -74,12 +74,13 @@ def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray]
 
 def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | None = None,
             clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None,
-            prefetch: bool = True) -> Iterator[Batch]:
+            prefetch: bool = False) -> Iterator[Batch]:
     """Yield one :class:`Batch` per ``batch_size`` photos; order of photos is preserved.
 
     ``clip_prepare(decoded) -> array`` is called, in the worker, for tasks with ``want_clip``. With
-    ``prefetch`` the next chunk is already being decoded while the caller handles a batch (writes it,
-    embeds its CLIP inputs); without it the pool waits, leaving every core to the caller.
+    ``prefetch`` the next chunk is already being decoded while the caller handles a batch (e.g. embeds its
+    CLIP inputs on a GPU); without it the pool waits, leaving every core to the caller. On a small CPU-only
+    machine prefetching only makes decode threads and torch's threads fight over the same cores.
     """
     tasks = list(tasks)
     total = len(tasks)

@@ -133,7 +133,10 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
     progress = analysis.throttled(context.log.info, label=f"analysis {album}")
     failed: dict[str, str] = {}
     failed_hashes: set[str] = set()
-    for batch in analysis.analyze(tasks, clip_prepare=cp.prepare if cp else None):
+    # Overlap decoding with embedding only when the embedding runs on an accelerator: on CPU both would
+    # compete for the same cores (measured: no gain on 2 cores, see docs/benchmarks.md).
+    prefetch = bool(cp and cp.loaded and cp.loaded.device != "cpu")
+    for batch in analysis.analyze(tasks, clip_prepare=cp.prepare if cp else None, prefetch=prefetch):
         bad_paths = {p: reason for h, reason in batch.errors.items() for p in paths_by_hash[h]}
         emb_hashes, emb = cp.embed(batch) if cp else ([], None)  # no DB connection held while embedding
         with db(duckdb) as conn:
