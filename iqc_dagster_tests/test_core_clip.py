@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -188,9 +189,10 @@ def test_image_embeddings_have_the_right_shape_are_normalised_and_batch_independ
 
 
 def test_text_embeddings_are_computed_once_per_prompt(loaded):
-    before = loaded.text_encodes
-    a = loaded.embed_texts(["a sharp photo", "a dull photo"])
-    b = loaded.embed_texts(["a dull photo", "a sharp photo"])
+    before = loaded.text_encodes  # the loaded model is shared by the whole process: use fresh prompts
+    p1, p2 = f"a sharp photo {uuid.uuid4().hex}", f"a dull photo {uuid.uuid4().hex}"
+    a = loaded.embed_texts([p1, p2])
+    b = loaded.embed_texts([p2, p1])
     assert loaded.text_encodes == before + 2
     assert np.allclose(a[::-1], b) and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
 

@@ -210,7 +210,7 @@ def aesthetic_scores(context: dg.AssetExecutionContext, clip: ClipResource,
         "n_missing": len(missing),
         "prompts": dg.MetadataValue.json(prompts),
         "prompt_set_id": clipcore.prompt_set_id(prompts["positive"], prompts["negative"]),
-        "n_text_encoded": n_text_encoded,
+        "n_text_encoded": n_text_encoded,  # prompts not yet stored for this model (then encoded and stored)
         "logit_scale": round(float(model_row["logit_scale"]), 4) if model_row else None,
         "mean": round(float(values.mean()), 4) if len(values) else None,
         "min": round(float(values.min()), 4) if len(values) else None,
