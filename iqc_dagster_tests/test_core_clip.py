@@ -232,7 +232,8 @@ def test_one_decode_feeds_features_and_clip(loaded, tmp_path, monkeypatch, prefe
     paths = [save_jpeg(real_photo(n), tmp_path / f"{n}.jpg") for n in ("astronaut", "coffee", "chelsea")]
     calls = []
     real_decode = imaging.decode
-    monkeypatch.setattr(imaging, "decode", lambda p, *a, **k: calls.append(Path(p).name) or real_decode(p, *a, **k))
+    monkeypatch.setattr(imaging, "decode",
+                        lambda p, *a, **k: calls.append(Path(p).name) or real_decode(p, *a, **k))
     tasks = [analysis.PhotoTask(content_hash=f"h{i}", path=p, rel_path=p.name, features=("sharpness",),
                                 want_clip=(i != 1)) for i, p in enumerate(paths)]
     batches = list(analysis.analyze(tasks, batch_size=2, workers=2, clip_prepare=loaded.prepare,

@@ -452,7 +452,8 @@ def resolve_model(settings: ClipSettings, env: Mapping[str, str] | None = None) 
             return _unavailable(requested, f"model folder {local} is incomplete: missing {', '.join(missing)}", t0)
         return _ready(requested, local.resolve(), _model_label(local, local.resolve().name), t0)
     if not _HUB_ID.match(requested):
-        return _unavailable(requested, f"{requested!r} is neither an existing folder nor a Hugging Face model id", t0)
+        return _unavailable(requested, f"{requested!r} is neither an existing folder nor a Hugging Face "
+                                       f"model id", t0)
     snap = cached_snapshot(requested, env)
     if snap is not None:
         missing = missing_files(snap)
@@ -570,7 +571,8 @@ class LoadedClip:
 
 
 def _pooled(out):
-    """``get_*_features`` return a tensor (transformers 4) or an output whose pooler_output is the projection (5)."""
+    """``get_*_features`` return a tensor (transformers 4) or an output whose ``pooler_output`` is the
+    projection (transformers 5)."""
     return out if hasattr(out, "dim") else out.pooler_output
 
 

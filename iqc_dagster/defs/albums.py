@@ -291,7 +291,8 @@ def ranks_are_one_to_n(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
     return dg.AssetCheckResult(passed=not problems, metadata={"n_ranked": len(ranks), "problems": "; ".join(problems)})
 
 
-album_assets = [image_inventory, analyze_photos, clipdefs.aesthetic_scores, normalized_features, ranked_photos]
+album_assets = [image_inventory, analyze_photos, clipdefs.aesthetic_scores, normalized_features,
+                ranked_photos]
 album_checks = [unreadable_photos_have_reasons, every_photo_has_features, *clipdefs.clip_checks,
                 scores_finite_in_unit_range, ranks_are_one_to_n]
 
