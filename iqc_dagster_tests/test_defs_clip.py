@@ -55,8 +55,13 @@ def test_embeddings_are_stored_scored_and_reused(settings, photo_root, tiny_mode
     s = _with_clip(settings, model=str(tiny_model))
     decodes = []
     real_decode = imaging.decode
-    monkeypatch.setattr(imaging, "decode",
-                        lambda p, *a, **k: decodes.append(Path(p).name) or real_decode(p, *a, **k))
+
+    def counting_decode(p, *a, **k):  # analysis decodes at full feature size; report thumbnails are small
+        if k.get("max_side", a[0] if a else imaging.MAX_SIDE) == imaging.MAX_SIDE:
+            decodes.append(Path(p).name)
+        return real_decode(p, *a, **k)
+
+    monkeypatch.setattr(imaging, "decode", counting_decode)
     with dg.DagsterInstance.ephemeral() as instance:
         first = materialize_album("travel", s, instance=instance)
         md = _md(first, "clip_embeddings")

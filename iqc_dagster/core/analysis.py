@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iqc_dagster.core import dedup
 from iqc_dagster.core import features as feat
 from iqc_dagster.core import imaging
 
@@ -30,6 +31,7 @@ class PhotoTask:
     rel_path: str  # path inside the album, for messages
     features: tuple[str, ...]  # feature names to measure
     want_clip: bool = False  # also return CLIP input (needs ``clip_prepare`` in :func:`analyze`)
+    want_hashes: bool = False  # also compute the perceptual hashes used for duplicate groups
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Batch:
     total: int = 0
     clip_inputs: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (content_hash, prepared array)
     clip_errors: dict[str, str] = field(default_factory=dict)  # content_hash -> reason (features still kept)
+    hash_rows: list[tuple[str, str]] = field(default_factory=list)  # (content_hash, hex perceptual hashes)
 
 
 def default_workers() -> int:
@@ -49,19 +52,19 @@ def default_workers() -> int:
 def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None):
     """Decode once; measure the features and prepare the CLIP input from that one decode.
 
-    Returns ``(task, feature_rows | None, error | None, clip_array | None, clip_error | None)``.
+    Returns ``(task, feature_rows | None, error | None, clip_array | None, clip_error | None, hashes)``.
     """
     try:
         decoded = imaging.decode(task.path)
     except imaging.UnreadableImage as exc:
-        return task, None, str(exc), None, None
+        return task, None, str(exc), None, None, None
     rows = []
     for name in task.features:
         f = feat.create_feature(name)
         try:
             measures = f.measure(decoded)
         except Exception as exc:  # a feature bug must not lose the other features or photos
-            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None
+            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None, None
         rows.append((task.content_hash, f.name, f.cache_version, measures))
     arr = clip_err = None
     if task.want_clip and clip_prepare is not None:
@@ -69,7 +72,8 @@ def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray]
             arr = clip_prepare(decoded)
         except Exception as exc:  # the technical features of this photo are still good
             clip_err = f"CLIP preprocessing failed: {type(exc).__name__}: {exc}"
-    return task, rows, None, arr, clip_err
+    hashes = dedup.hashes_hex(dedup.photo_hashes(decoded)) if task.want_hashes else None
+    return task, rows, None, arr, clip_err, hashes
 
 
 def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | None = None,
@@ -98,7 +102,7 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
                     pending = submit(chunks[i + 1])
                 batch = Batch(total=total)
                 for fut in futures:
-                    task, rows, err, arr, clip_err = fut.result()
+                    task, rows, err, arr, clip_err, hashes = fut.result()
                     if err is not None:
                         batch.errors[task.content_hash] = err
                         continue
@@ -107,6 +111,8 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
                         batch.clip_inputs.append((task.content_hash, arr))
                     if clip_err is not None:
                         batch.clip_errors[task.content_hash] = clip_err
+                    if hashes is not None:
+                        batch.hash_rows.append((task.content_hash, hashes))
                 done += len(chunk)
                 batch.done = done
                 yield batch

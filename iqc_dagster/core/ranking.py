@@ -62,6 +62,53 @@ def build_ranking(scores: pd.DataFrame, album_folder: str | os.PathLike, weights
     return ranked[order], result
 
 
+def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """Add ``group_id, group_size, is_best_in_group, group_kind, duplicate_of`` to a ranked table.
+
+    ``groups`` maps each ``path`` (the album-relative ``file``) to a ``group_key`` and ``group_kind``
+    (from the ``duplicate_groups`` asset). Membership does not depend on scores; the best pick does: it
+    is the member ranked highest. Groups are numbered by their best pick's rank (group 1 holds the top
+    photo). Photos missing from ``groups`` stand alone. Nothing is removed: duplicates are only marked.
+    """
+    out = ranked.copy()
+    keys = dict(zip(groups["path"], groups["group_key"])) if len(groups) else {}
+    kinds = dict(zip(groups["path"], groups["group_kind"])) if len(groups) else {}
+    next_key = (max(keys.values()) + 1) if keys else 0
+    key_col = []
+    for f in out["file"]:
+        if f in keys:
+            key_col.append(keys[f])
+        else:
+            key_col.append(next_key)
+            next_key += 1
+    out["_gkey"] = key_col
+    # ranked is in rank order: the first member of each key is its best pick
+    first = ~out["_gkey"].duplicated()
+    number = {k: i for i, k in enumerate(out.loc[first, "_gkey"], 1)}
+    best_file = dict(zip(out.loc[first, "_gkey"], out.loc[first, "file"]))
+    size = out["_gkey"].map(out["_gkey"].value_counts())
+    out["group_id"] = out["_gkey"].map(number).astype("int64")
+    out["group_size"] = size.astype("int64")
+    out["is_best_in_group"] = first.to_numpy()
+    out["group_kind"] = [("" if n == 1 else (kinds.get(f) or "duplicate")) for f, n in zip(out["file"], size)]
+    out["duplicate_of"] = [None if b else best_file[k] for k, b in zip(out["_gkey"], first)]
+    return out.drop(columns="_gkey")
+
+
+GROUP_AND_REASON_COLUMNS = ["group_id", "group_size", "is_best_in_group", "group_kind", "duplicate_of",
+                            "reasons"]
+
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """CSV column order: the seed's columns, then groups and reasons, the other scores, raw measurements,
+    and bookkeeping (content_hash, weights_id) last."""
+    first = [c for c in CSV_COLUMNS + GROUP_AND_REASON_COLUMNS if c in df.columns]
+    tail = [c for c in ("content_hash", "weights_id") if c in df.columns]
+    scores = [c for c in df.columns if c.endswith("_norm") and c not in first]
+    rest = [c for c in df.columns if c not in first and c not in tail and c not in scores]
+    return df[first + scores + rest + tail]
+
+
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` to ``path`` via a temporary file and rename, so readers never see half a CSV."""
     path = Path(path)

@@ -60,12 +60,20 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS aesthetic_status (
         album VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, model_id VARCHAR, prompts VARCHAR,
         message VARCHAR, n_scored INTEGER, n_missing INTEGER, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS photo_hashes (
+        content_hash VARCHAR NOT NULL, version VARCHAR NOT NULL, hashes VARCHAR NOT NULL,
+        PRIMARY KEY (content_hash, version))""",
+    """CREATE TABLE IF NOT EXISTS photo_groups (
+        album VARCHAR NOT NULL, path VARCHAR NOT NULL, group_key BIGINT NOT NULL, group_kind VARCHAR,
+        PRIMARY KEY (album, path))""",
+    """CREATE TABLE IF NOT EXISTS album_metrics (
+        album VARCHAR PRIMARY KEY, metrics VARCHAR NOT NULL, report VARCHAR, computed_at TIMESTAMP)""",
 ]
 
 PHOTO_COLUMNS = ["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height", "format",
                  "orientation", "captured_at", "status", "reason", "scanned_at"]
 
-_ALBUM_TABLES = frozenset({"photos", "normalized_scores", "rankings"})
+_ALBUM_TABLES = frozenset({"photos", "normalized_scores", "rankings", "photo_groups"})
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
@@ -324,3 +332,46 @@ def aesthetic_status(conn, album: str) -> dict | None:
         return None
     return {"status": row[0], "model_id": row[1], "prompts": json.loads(row[2]) if row[2] else None,
             "message": row[3] or "", "n_scored": row[4], "n_missing": row[5]}
+
+
+# --- perceptual hashes, duplicate groups, album metrics -----------------------------------------
+
+def existing_hashes(conn, hashes: Iterable[str], version: str) -> set[str]:
+    hs = pd.DataFrame({"content_hash": list(dict.fromkeys(hashes))})
+    if hs.empty:
+        return set()
+    with _registered(conn, "_iqc_hashes", hs):
+        rows = conn.execute("SELECT h.content_hash FROM photo_hashes h JOIN _iqc_hashes x "
+                            "ON h.content_hash = x.content_hash WHERE h.version = ?", [version]).fetchall()
+    return {r[0] for r in rows}
+
+
+def write_hashes(conn, version: str, rows: list[tuple[str, str]]) -> None:
+    """Store ``(content_hash, hex hashes)`` rows for perceptual-hash ``version``."""
+    if rows:
+        df = pd.DataFrame({"content_hash": [r[0] for r in rows], "version": version,
+                           "hashes": [r[1] for r in rows]})
+        _insert_df(conn, "photo_hashes", df, or_replace=True)
+
+
+def album_hash_rows(conn, album: str, version: str) -> pd.DataFrame:
+    """The album's ok photos: path, content_hash, captured_at and their perceptual hashes (hex or None)."""
+    return conn.execute(
+        "SELECT p.path, p.content_hash, p.captured_at, h.hashes FROM photos p LEFT JOIN photo_hashes h "
+        "ON h.content_hash = p.content_hash AND h.version = ? WHERE p.album = ? AND p.status = 'ok' "
+        "ORDER BY p.path", [version, album]).df()
+
+
+def album_groups(conn, album: str) -> pd.DataFrame:
+    return conn.execute("SELECT path, group_key, group_kind FROM photo_groups WHERE album = ? ORDER BY path",
+                        [album]).df()
+
+
+def save_album_metrics(conn, album: str, metrics: Mapping, report: str | None) -> None:
+    conn.execute("INSERT OR REPLACE INTO album_metrics VALUES (?, ?, ?, ?)",
+                 [album, json.dumps(dict(metrics), sort_keys=True, default=str), report, now()])
+
+
+def album_metrics(conn, album: str) -> dict | None:
+    row = conn.execute("SELECT metrics FROM album_metrics WHERE album = ?", [album]).fetchone()
+    return json.loads(row[0]) if row else None

@@ -12,9 +12,10 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import analysis, fusion, inventory, ranking, store
+from iqc_dagster.core import analysis, dedup, fusion, inventory, ranking, reasons, store
 from iqc_dagster.core import features as feat
 from iqc_dagster.defs import clip as clipdefs
+from iqc_dagster.defs import evaluation as evaldefs
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
 from iqc_dagster.defs.weights import current_weights, ranking_weights
@@ -112,6 +113,8 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
     with db(duckdb) as conn:
         photos = store.album_photos(conn, album, only_ok=True)
         have = store.existing_features(conn, photos["content_hash"], versions) if do_features else set()
+        have_hashes = (store.existing_hashes(conn, photos["content_hash"], dedup.PHASH_VERSION)
+                       if do_features else set())
     paths_by_hash: dict[str, list[str]] = {}
     for p, h in zip(photos["path"], photos["content_hash"]):
         paths_by_hash.setdefault(h, []).append(p)
@@ -121,11 +124,12 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
     for h, paths in paths_by_hash.items():
         todo = tuple(n for n in versions if (h, n) not in have)
         want_clip = cp is not None and h in cp.todo
+        want_hashes = do_features and h not in have_hashes
         if todo:
             feature_hashes.add(h)
-        if todo or want_clip:
+        if todo or want_clip or want_hashes:
             tasks.append(analysis.PhotoTask(content_hash=h, path=folder / paths[0], rel_path=paths[0],
-                                            features=todo, want_clip=want_clip))
+                                            features=todo, want_clip=want_clip, want_hashes=want_hashes))
     if do_features:
         context.log.info(f"{album}: {len(paths_by_hash)} distinct photos, {len(feature_hashes)} to analyse, "
                          f"{len(paths_by_hash) - len(feature_hashes)} cached")
@@ -141,6 +145,7 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
         emb_hashes, emb = cp.embed(batch) if cp else ([], None)  # no DB connection held while embedding
         with db(duckdb) as conn:
             store.write_features(conn, batch.feature_rows)
+            store.write_hashes(conn, dedup.PHASH_VERSION, batch.hash_rows)
             store.mark_unreadable(conn, album, bad_paths)
             if cp:
                 cp.write(conn, emb_hashes, emb)
@@ -167,7 +172,8 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
 
 
 @dg.asset_check(asset=TECHNICAL_FEATURES, partitions_def=albums_partitions, blocking=True,
-                description="Every readable photo in the inventory has every feature at its current version.")
+                description="Every readable photo in the inventory has every feature at its current version "
+                            "and its perceptual hashes.")
 def every_photo_has_features(context: dg.AssetCheckExecutionContext,
                              duckdb: DuckDBResource) -> dg.AssetCheckResult:
     album = context.op_execution_context.partition_key
@@ -175,8 +181,9 @@ def every_photo_has_features(context: dg.AssetCheckExecutionContext,
     with db(duckdb) as conn:
         photos = store.album_photos(conn, album, only_ok=True)
         have = store.existing_features(conn, photos["content_hash"], versions)
+        hashed = store.existing_hashes(conn, photos["content_hash"], dedup.PHASH_VERSION)
     missing = [p for p, h in zip(photos["path"], photos["content_hash"])
-               if any((h, n) not in have for n in versions)]
+               if h not in hashed or any((h, n) not in have for n in versions)]
     return dg.AssetCheckResult(passed=not missing, metadata={
         "n_ok_photos": len(photos), "n_missing": len(missing), "missing": ", ".join(missing[:20])})
 
@@ -220,7 +227,7 @@ def scores_finite_in_unit_range(context: dg.AssetCheckExecutionContext,
 
 @dg.asset(
     partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb", "csv"},
-    deps=[normalized_features, clipdefs.aesthetic_scores, ranking_weights],
+    deps=[normalized_features, clipdefs.aesthetic_scores, evaldefs.duplicate_groups, ranking_weights],
     description="The album ranked by final_score (weighted fusion of the scores), written to "
                 "$IQC_OUTPUT_DIR/csvs/<album>.csv and to DuckDB, with the weights that produced it.",
 )
@@ -233,8 +240,11 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         scores = store.album_scores(conn, album)
         photos = store.album_photos(conn, album)
         aesthetic = store.aesthetic_status(conn, album) or {"status": "unknown", "message": ""}
+        groups = store.album_groups(conn, album)
     ranked, result = ranking.build_ranking(scores, folder, weights) if not scores.empty else (
         pd.DataFrame(columns=ranking.CSV_COLUMNS), None)
+    if not ranked.empty:
+        ranked = ranking.order_columns(reasons.add_reasons(ranking.apply_groups(ranked, groups)))
     for note in (result.notes if result else []):
         context.log.warning(note)
     csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
@@ -292,12 +302,12 @@ def ranks_are_one_to_n(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
 
 
 album_assets = [image_inventory, analyze_photos, clipdefs.aesthetic_scores, normalized_features,
-                ranked_photos]
+                evaldefs.duplicate_groups, ranked_photos, evaldefs.evaluation_report]
 album_checks = [unreadable_photos_have_reasons, every_photo_has_features, *clipdefs.clip_checks,
-                scores_finite_in_unit_range, ranks_are_one_to_n]
+                scores_finite_in_unit_range, ranks_are_one_to_n, *evaldefs.evaluation_checks]
 
 rank_album_job = dg.define_asset_job(
     "rank_album_job",
     selection=dg.AssetSelection.assets(*album_assets),
-    description="Inventory, features, scores and ranked CSV for one album.",
+    description="Inventory, features, embeddings, scores, duplicate groups, ranked CSV and report for one album.",
 )
