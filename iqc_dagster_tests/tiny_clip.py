@@ -14,38 +14,12 @@ PROJECTION_DIM = 16
 
 
 def build_tiny_clip(dest: Path, *, crop: int = CROP, seed: int = 0) -> Path:
-    import torch
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from iqc_dagster.core.perf import build_random_clip
 
-    chars = sorted(ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    for c in chars:
-        vocab[c] = len(vocab)
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77,
-                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-                         pad_token_id=vocab["<|endoftext|>"]),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=crop, patch_size=8),
-        projection_dim=PROJECTION_DIM,
-    )
-    torch.manual_seed(seed)
-    model = CLIPModel(config)
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessorPil(size={"shortest_edge": crop},
-                                              crop_size={"height": crop, "width": crop}),
-        tokenizer=tokenizer)
-    dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
-    processor.save_pretrained(dest)
-    return dest
+    return build_random_clip(
+        dest, crop=crop, seed=seed, projection_dim=PROJECTION_DIM,
+        text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=8))
 
 
 def isolate_clip_env(tmp_path: Path, monkeypatch) -> Path:

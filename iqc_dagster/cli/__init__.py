@@ -19,7 +19,7 @@ class CLIError(Exception):
 
 
 #: Sub-command modules, in help order. Adding a command = one module + one entry here.
-COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune"]
+COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ photo is decoded once for both; the batch carries the prepared arrays for the ca
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class Batch:
     clip_inputs: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (content_hash, prepared array)
     clip_errors: dict[str, str] = field(default_factory=dict)  # content_hash -> reason (features still kept)
     hash_rows: list[tuple[str, str]] = field(default_factory=list)  # (content_hash, hex perceptual hashes)
+    #: thread-seconds per stage in this batch ("decode", "feature:<name>", "hashes", "clip_prepare")
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def default_workers() -> int:
@@ -52,28 +55,40 @@ def default_workers() -> int:
 def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None):
     """Decode once; measure the features and prepare the CLIP input from that one decode.
 
-    Returns ``(task, feature_rows | None, error | None, clip_array | None, clip_error | None, hashes)``.
+    Returns ``(task, feature_rows | None, error | None, clip_array | None, clip_error | None, hashes,
+    timings)``.
     """
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
     try:
         decoded = imaging.decode(task.path)
     except imaging.UnreadableImage as exc:
-        return task, None, str(exc), None, None, None
+        return task, None, str(exc), None, None, None, timings
+    timings["decode"] = time.perf_counter() - t
     rows = []
     for name in task.features:
         f = feat.create_feature(name)
+        t = time.perf_counter()
         try:
             measures = f.measure(decoded)
         except Exception as exc:  # a feature bug must not lose the other features or photos
-            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None, None
+            return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None, None, timings
+        timings[f"feature:{name}"] = time.perf_counter() - t
         rows.append((task.content_hash, f.name, f.cache_version, measures))
     arr = clip_err = None
     if task.want_clip and clip_prepare is not None:
+        t = time.perf_counter()
         try:
             arr = clip_prepare(decoded)
         except Exception as exc:  # the technical features of this photo are still good
             clip_err = f"CLIP preprocessing failed: {type(exc).__name__}: {exc}"
-    hashes = dedup.hashes_hex(dedup.photo_hashes(decoded)) if task.want_hashes else None
-    return task, rows, None, arr, clip_err, hashes
+        timings["clip_prepare"] = time.perf_counter() - t
+    hashes = None
+    if task.want_hashes:
+        t = time.perf_counter()
+        hashes = dedup.hashes_hex(dedup.photo_hashes(decoded))
+        timings["hashes"] = time.perf_counter() - t
+    return task, rows, None, arr, clip_err, hashes, timings
 
 
 def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | None = None,
@@ -102,7 +117,9 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
                     pending = submit(chunks[i + 1])
                 batch = Batch(total=total)
                 for fut in futures:
-                    task, rows, err, arr, clip_err, hashes = fut.result()
+                    task, rows, err, arr, clip_err, hashes, timings = fut.result()
+                    for k, v in timings.items():
+                        batch.timings[k] = batch.timings.get(k, 0.0) + v
                     if err is not None:
                         batch.errors[task.content_hash] = err
                         continue

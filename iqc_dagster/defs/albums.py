@@ -140,15 +140,22 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
     # Overlap decoding with embedding only when the embedding runs on an accelerator: on CPU both would
     # compete for the same cores (measured: no gain on 2 cores, see docs/benchmarks.md).
     prefetch = bool(cp and cp.loaded and cp.loaded.device != "cpu")
+    stages: dict[str, float] = {}
     for batch in analysis.analyze(tasks, clip_prepare=cp.prepare if cp else None, prefetch=prefetch):
+        for k, v in batch.timings.items():
+            stages[k] = stages.get(k, 0.0) + v
         bad_paths = {p: reason for h, reason in batch.errors.items() for p in paths_by_hash[h]}
+        t = time.perf_counter()
         emb_hashes, emb = cp.embed(batch) if cp else ([], None)  # no DB connection held while embedding
+        t_db = time.perf_counter()
         with db(duckdb) as conn:
             store.write_features(conn, batch.feature_rows)
             store.write_hashes(conn, dedup.PHASH_VERSION, batch.hash_rows)
             store.mark_unreadable(conn, album, bad_paths)
             if cp:
                 cp.write(conn, emb_hashes, emb)
+        stages["clip_embed"] = stages.get("clip_embed", 0.0) + (t_db - t)
+        stages["db_write"] = stages.get("db_write", 0.0) + (time.perf_counter() - t_db)
         for p, reason in bad_paths.items():
             context.log.warning(f"unreadable: {p}: {reason}")
         failed.update(bad_paths)
@@ -165,6 +172,8 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
             "seconds": round(elapsed, 2),
             "photos_per_second": round(n_feat / elapsed, 1) if elapsed > 0 and n_feat else 0.0,
             "feature_versions": dg.MetadataValue.json(versions),
+            # decode and features: thread-seconds summed over the worker threads; clip_embed, db_write: wall
+            "stage_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in sorted(stages.items())}),
         })
     if cp is not None:
         yield dg.MaterializeResult(asset_key=clipdefs.CLIP_EMBEDDINGS,

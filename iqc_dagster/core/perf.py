@@ -1,0 +1,103 @@
+"""Synthetic camera-like albums for the performance benchmark (``iqc bench``), deterministic by seed.
+
+Each photo is a 12-megapixel (4000 x 3000) JPEG: a smooth random scene (low-frequency colour fields,
+shapes with hard edges, fine texture) with camera-like grain (signal-dependent Gaussian noise, slightly
+stronger in the blue channel), encoded at quality 90 like a phone or compact camera. No dataset or
+download is needed, so the benchmark runs anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+MANIFEST = ".iqc-bench.json"  # written beside (not inside) the album folder
+
+
+def synthetic_photo(seed: int, width: int = 4000, height: int = 3000) -> np.ndarray:
+    """One deterministic H x W x 3 uint8 scene with grain."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((6, 8, 3)).astype(np.float32)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)  # smooth colour fields
+    img = np.clip(img * 200 + 20, 0, 255)
+    for _ in range(12):  # objects with hard edges
+        c = tuple(float(v) for v in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if rng.random() < 0.5:
+            cv2.ellipse(img, (x, y), (int(rng.integers(80, 700)), int(rng.integers(80, 700))),
+                        float(rng.integers(0, 180)), 0, 360, c, -1, lineType=cv2.LINE_AA)
+        else:
+            cv2.rectangle(img, (x, y), (x + int(rng.integers(100, 900)), y + int(rng.integers(100, 900))), c, -1)
+    texture = cv2.resize(rng.random((height // 8, width // 8)).astype(np.float32), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+    img += (texture[..., None] - 0.5) * 30
+    sigma = 2.0 + 0.02 * img  # signal-dependent grain
+    grain = rng.standard_normal((height, width, 1), dtype=np.float32)
+    img += grain * sigma + rng.standard_normal((height, width, 3), dtype=np.float32) * [1.0, 1.0, 1.6]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_album(folder: str | os.PathLike, n: int, *, seed: int = 0, width: int = 4000, height: int = 3000,
+               quality: int = 90, workers: int | None = None) -> Path:
+    """Write ``n`` synthetic JPEGs into ``folder`` (reused when already there with the same parameters)."""
+    folder = Path(folder)
+    params = {"n": n, "seed": seed, "width": width, "height": height, "quality": quality, "v": 1}
+    manifest = folder.parent / f"{folder.name}{MANIFEST}"
+    if manifest.exists() and json.loads(manifest.read_text()) == params and \
+            len(list(folder.glob("*.jpg"))) == n:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jpg"):
+        old.unlink()
+
+    def one(i: int) -> None:
+        img = synthetic_photo(seed * 100_003 + i, width, height)
+        Image.fromarray(img).save(folder / f"IMG_{i:05d}.jpg", format="JPEG", quality=quality)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(pool.map(one, range(n)))
+    manifest.write_text(json.dumps(params))
+    return folder
+
+
+def build_random_clip(dest: str | os.PathLike, *, crop: int = 224, seed: int = 0, vision: dict | None = None,
+                      text: dict | None = None, projection_dim: int = 512) -> Path:
+    """Save a randomly initialised CLIP (model, byte-level tokenizer, processor) to ``dest``.
+
+    For benchmarks and tests only: with the default configuration it has exactly the compute of
+    ViT-B/32 (``CLIPConfig()`` defaults) and no meaningful output. Nothing is downloaded: the tokenizer
+    is a byte-level BPE without merges (one token per byte), which ``CLIPTokenizer`` accepts as a vocab.
+    """
+    import torch
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    chars = sorted(ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    text_config = dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"],
+                       eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"], **(text or {}))
+    vision_config = dict(image_size=crop, **(vision or {}))
+    config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
+    torch.manual_seed(seed)
+    model = CLIPModel(config)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop}),
+        tokenizer=tokenizer)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    processor.save_pretrained(dest)
+    return dest
