@@ -70,3 +70,26 @@ def test_two_albums_ranked_at_once_share_the_database(tmp_path):
         assert "Could not set lock" not in err
     assert _counts(db, "alpha")["rankings"] == (24, 24)
     assert _counts(db, "beta")["rankings"] == (24, 24)
+
+
+def test_database_locked_by_another_program_is_one_clear_line(tmp_path, photo_root):
+    db = tmp_path / "held.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); time.sleep(120)", str(db)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        t0 = time.monotonic()
+        r = subprocess.run(_cmd(photo_root / "travel", db, tmp_path / "out"), capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "IQC_DB_LOCK_TIMEOUT": "2", "IQC_CLIP": "0"})
+        elapsed = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr and 'File "' not in r.stderr
+    errors = [line for line in err if "error:" in line]
+    assert len(errors) == 1 and errors[0] == err[-1] and err[-1].startswith("iqc rank: error:")
+    assert f"is locked by process {holder.pid}" in err[-1] and "IQC_DB" in err[-1]
+    assert elapsed < 60  # bounded wait, not DuckDB's default retry ladder

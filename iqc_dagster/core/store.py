@@ -76,6 +76,20 @@ PHOTO_COLUMNS = ["album", "path", "content_hash", "bytes", "mtime_ns", "width", 
 _ALBUM_TABLES = frozenset({"photos", "normalized_scores", "rankings", "photo_groups"})
 
 
+def is_lock_error(exc: BaseException) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def lock_message(exc: BaseException, path: str, waited_s: float) -> str:
+    """One sentence for users: which process holds the DuckDB file, and what to do."""
+    import re
+
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    who = f"process {m.group(2)} ({m.group(1)})" if m else "another process"
+    return (f"the database {path} is locked by {who}; waited {waited_s:.0f}s. Close that program (or wait "
+            f"for its run to finish), or point IQC_DB / --db at another file.")
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     for stmt in SCHEMA:
         conn.execute(stmt)

@@ -3,6 +3,8 @@ overridable in run config)."""
 
 
 import contextlib
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -69,7 +71,12 @@ class ClipResource(dg.ConfigurableResource):
 
 @contextlib.contextmanager
 def db(duckdb: DuckDBResource):
-    """A DuckDB connection with the schema ensured, always closed afterwards (also on error)."""
+    """A DuckDB connection with the schema ensured, always closed afterwards (also on error).
+
+    Another process holding the file (a second run, or a program such as the DuckDB CLI) is waited for
+    with a bounded back-off (``IQCDuckDBResource.lock_timeout_s``); after that the step fails with one
+    plain sentence naming the process that holds the lock.
+    """
     path = Path(duckdb.database)
     if duckdb.database != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,10 +88,51 @@ def db(duckdb: DuckDBResource):
             conn.close()
 
 
+class DatabaseLocked(RuntimeError):
+    """The DuckDB file stayed locked by another process for longer than the lock timeout."""
+
+
+class IQCDuckDBResource(DuckDBResource):
+    """``DuckDBResource`` whose connection waits a bounded time for a file locked by another process."""
+
+    lock_timeout_s: float = 60.0
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        import duckdb as _duckdb
+
+        config = {"custom_user_agent": "dagster", **self.connection_config}
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                conn = _duckdb.connect(database=self.database, read_only=False, config=config)
+                break
+            except _duckdb.IOException as exc:
+                if not store.is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseLocked(store.lock_message(exc, self.database, self.lock_timeout_s)) from None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for a DuckDB file locked by another process (IQC_DB_LOCK_TIMEOUT, default 60)."""
+    try:
+        return max(0.0, float(os.environ.get("IQC_DB_LOCK_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
+
+
 def make_resources(settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     return {
         "iqc": IQCSettings(photo_root=settings.photo_root, output_dir=settings.output_dir),
         "clip": ClipResource.from_settings(settings.clip),
-        "duckdb": DuckDBResource(database=settings.db_path),
+        "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=lock_timeout()),
     }
