@@ -67,3 +67,20 @@ def test_run_skips_empty_albums_and_fails_when_no_photos_at_all(tmp_path, photo_
     (bare / "a").mkdir(parents=True)
     r = iqc("run", env_extra={**env, "IQC_PHOTO_ROOT": str(bare)})
     assert r.returncode == 2 and "no photos found in any album" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rank_refuses_to_write_inside_the_album(tmp_path, photo_root):
+    album = photo_root / "travel"
+    before = sorted(p.name for p in album.rglob("*"))
+    r = iqc("rank", "--input-dir", ".", cwd=album)  # default output/ and data/ would land in the album
+    assert r.returncode == 2 and "inside the album" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in album.rglob("*")) == before
+
+
+def test_rank_output_copy_still_reports_unreadable(tmp_path, photo_root):
+    (photo_root / "travel" / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "best.csv"
+    r = iqc("rank", "--input-dir", str(photo_root / "travel"), "--output", str(out), "--quiet", "--no-clip",
+            "--db", str(tmp_path / "x.duckdb"), "--output-dir", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "(1 unreadable, listed in" in r.stdout and str(out.resolve()) in r.stdout

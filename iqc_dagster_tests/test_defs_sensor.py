@@ -43,3 +43,19 @@ def test_sensor_skips_when_photo_root_missing(tmp_path):
     with dg.DagsterInstance.ephemeral() as instance:
         r = _tick(instance, tmp_path / "nowhere")
     assert isinstance(r, dg.SkipReason)
+
+
+def test_sensor_notices_renames_and_restores(photo_root):
+    import os
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        r1 = _tick(instance, photo_root)
+        _apply(instance, r1)
+        src = photo_root / "travel" / "coffee.jpg"
+        os.rename(src, photo_root / "travel" / "renamed.jpg")  # same size and mtime
+        r2 = _tick(instance, photo_root, r1.cursor)
+        assert [r.partition_key for r in r2.run_requests] == ["travel"]
+        os.rename(photo_root / "travel" / "renamed.jpg", src)  # back to the first state
+        r3 = _tick(instance, photo_root, r2.cursor)
+        assert [r.partition_key for r in r3.run_requests] == ["travel"]
+        assert r3.run_requests[0].run_key != r1.run_requests[[r.partition_key for r in r1.run_requests].index("travel")].run_key

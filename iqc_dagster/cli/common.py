@@ -124,9 +124,12 @@ def print_aesthetic_notice(result) -> None:
         print(f"note: {md.get('message')}")
 
 
-def print_top(csv_path: Path, n: int = 5) -> None:
+def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None) -> None:
+    """Where the CSV is, how many photos were unreadable (from ``<album>_skipped.csv`` beside
+    ``skipped_from``, the pipeline's own CSV), and the top ``n``."""
     df = pd.read_csv(csv_path)
-    skipped = csv_path.with_name(f"{csv_path.stem}_skipped.csv")
+    src = Path(skipped_from or csv_path)
+    skipped = src.with_name(f"{src.stem}_skipped.csv")
     n_skipped = len(pd.read_csv(skipped)) if skipped.exists() else 0
     print(f"ranked {len(df)} photos -> {csv_path.resolve()}"
           + (f" ({n_skipped} unreadable, listed in {skipped.resolve()})" if n_skipped else ""))

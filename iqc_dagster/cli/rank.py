@@ -33,10 +33,14 @@ def run(args) -> int:
         if not torch.cuda.is_available():
             raise CLIError("--device cuda requested but no CUDA device is available; use --device cpu")
     settings = settings_for(args, photo_root=str(folder.parent))
+    for what, where in (("output folder", Path(settings.output_dir)), ("database", Path(settings.db_path)),
+                        ("--output CSV", args.output)):
+        if where is not None and where.expanduser().resolve().is_relative_to(folder):
+            raise CLIError(f"the {what} {where} is inside the album {folder}: iqc never writes into photo "
+                           f"folders; run from another directory or pass --output-dir/--db/--output elsewhere")
     csv = run_album(folder.name, settings, quiet=args.quiet)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(csv, args.output)
-        csv = args.output
-    print_top(csv)
+    print_top(args.output or csv, skipped_from=csv)
     return 0

@@ -49,7 +49,11 @@ class Batch:
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """Decode threads: IQC_ANALYSIS_WORKERS when set, else one per core (at most 4)."""
+    try:
+        return max(1, int(os.environ["IQC_ANALYSIS_WORKERS"]))
+    except (KeyError, ValueError):
+        return max(1, min(4, os.cpu_count() or 1))
 
 
 def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None):
@@ -71,7 +75,7 @@ def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray]
         t = time.perf_counter()
         try:
             measures = f.measure(decoded)
-        except Exception as exc:  # a feature bug must not lose the other features or photos
+        except Exception as exc:  # a feature bug must not stop the run: this photo is listed with the reason
             return task, None, f"feature {name} failed: {type(exc).__name__}: {exc}", None, None, None, timings
         timings[f"feature:{name}"] = time.perf_counter() - t
         rows.append((task.content_hash, f.name, f.cache_version, measures))

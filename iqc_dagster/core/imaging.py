@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 #: Long side, in pixels, of the image that every feature sees.
 MAX_SIDE = 1024
@@ -32,7 +32,7 @@ MAX_SIDE = 1024
 #: (a 4000 x 3000 photo decodes at 1/4 scale, 1000 x 750, instead of 1/2 scale and a resize): decoding
 #: a 12-megapixel JPEG then costs about a quarter as much. Features are calibrated on this resolution.
 DRAFT_MIN_FRACTION = 0.75
-DECODE_VERSION = f"decode2-{MAX_SIDE}"
+DECODE_VERSION = f"decode3-{MAX_SIDE}"
 
 #: File extensions treated as photos (lower case). Anything else in an album folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -46,9 +46,15 @@ try:  # HEIC/HEIF (iPhone photos) through libheif; without it such files are lis
 except ImportError:  # pragma: no cover - pillow-heif is a pinned dependency
     pass
 
-# Refuse images whose *declared* size is absurd (decompression bombs): 200 megapixels is larger than
-# any camera sensor sold today. Pillow raises DecompressionBombError above twice this value.
-Image.MAX_IMAGE_PIXELS = 100_000_000
+# Refuse images whose *declared* size is absurd (decompression bombs): above 200 megapixels, more than
+# any camera sensor sold today (large stitched panoramas excepted). `_open` turns Pillow's warning above
+# this value into a refusal; Pillow itself raises DecompressionBombError above twice it.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+#: EXIF orientation -> the transpose that makes the photo upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 _HASH_CHUNK = 1 << 20
 _EXIF_ORIENTATION = 0x0112
@@ -200,15 +206,21 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
                     im.draft("RGB", (max(1, math.ceil(w0 * want)), max(1, math.ceil(h0 * want))))
             im.seek(0)  # first frame of animations
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            upright = _to_rgb(upright)
-            if max(upright.size) > max_side:
-                upright.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            upright = _to_rgb(im)
+            if orientation in _TRANSPOSE:  # the orientation read above; EXIF is not parsed again
+                upright = upright.transpose(_TRANSPOSE[orientation])
+            long_side = max(w0, h0)
+            if long_side > max_side and max(upright.size) != max_side:
+                # large photos always reach the features at exactly max_side (draft mode may stop below)
+                scale = max_side / max(upright.size)
+                size = (max(1, round(upright.width * scale)), max(1, round(upright.height * scale)))
+                upright = upright.resize(size, Image.Resampling.BILINEAR,
+                                         reducing_gap=2.0 if scale < 1 else None)
             rgb = np.asarray(upright, dtype=np.uint8)
     except UnreadableImage:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(f"decode failed: {exc}") from None
+    except Exception as exc:  # a corrupt file must never stop the run: it becomes a reason
+        raise UnreadableImage(f"decode failed: {type(exc).__name__}: {exc}") from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise UnreadableImage("decode produced no pixels")
     sw, sh = (h0, w0) if orientation in (5, 6, 7, 8) else (w0, h0)

@@ -78,17 +78,20 @@ def list_photo_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
 
 
 def album_fingerprint(folder: str | os.PathLike) -> str:
-    """A cheap summary (count, total size, newest mtime) that changes when photos are added/edited/removed."""
-    n = size = newest = 0
-    for _, p in list_photo_files(folder):
+    """A digest of every photo's (path, size, mtime): changes when photos are added, edited, removed,
+    renamed or moved, without reading any file contents."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    n = 0
+    for rel, p in list_photo_files(folder):
         try:
             st = p.stat()
         except OSError:
-            continue
+            st = None
+        h.update(f"{rel}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
         n += 1
-        size += st.st_size
-        newest = max(newest, st.st_mtime_ns)
-    return f"{n}:{size}:{newest}"
+    return f"{n}:{h.hexdigest()}"
 
 
 def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | None = None,

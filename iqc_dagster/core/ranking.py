@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from iqc_dagster.core import features as feat
 from iqc_dagster.core import fusion
+from iqc_dagster.core.files import write_atomic
 
 #: The seed's CSV columns, in order; more follow them.
 CSV_COLUMNS = ["file", "path", "final_score", "aesthetic", "sharpness_norm", "exposure_norm",
@@ -111,20 +111,4 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` to ``path`` via a temporary file and rename, so readers never see half a CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            df.to_csv(f, index=False, float_format="%.6g")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a CSV is for reading by anyone
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_atomic(Path(path), df.to_csv(index=False, float_format="%.6g").encode("utf-8"))

@@ -25,7 +25,6 @@ import io
 import math
 import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from iqc_dagster.core.files import write_atomic
 from iqc_dagster.core import imaging
 from iqc_dagster.core import metrics as metrics_mod
 from iqc_dagster.core import reasons as reasons_mod
@@ -96,25 +96,6 @@ def ordered(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- files ----------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def _figure(w_in: float, h_in: float, layout: str | None = None):
@@ -342,7 +323,7 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
         while name in used:
             name = name[:-4] + "_.png"
         used.add(name)
-        hists[col] = _write_atomic(folder / name, histogram_png(df[col], col))
+        hists[col] = write_atomic(folder / name, histogram_png(df[col], col))
     for stale in folder.glob("hist_*.png"):  # scores that are gone since the last report
         if stale.name not in used:
             try:
@@ -352,8 +333,8 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
 
     paths = pd.concat([top, bottom])["path"] if "path" in df.columns else pd.Series([], dtype=object)
     thumbs = {p: thumbnail(p) for p in dict.fromkeys(paths.tolist())}
-    top_png = _write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
-    bottom_png = _write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))
+    top_png = write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
+    bottom_png = write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))
 
     scores = score_columns(df)
     hist_imgs = "\n".join(f'<img src="{_e(quote(p.name))}" alt="{_e(c)} histogram" width="500">'
@@ -385,5 +366,5 @@ duplicates are marked, not removed.</p>
 {_table_html(df, scores)}
 </body></html>
 """
-    index = _write_atomic(folder / "index.html", page.encode("utf-8"))
+    index = write_atomic(folder / "index.html", page.encode("utf-8"))
     return ReportFiles(folder=folder, index=index, top=top_png, bottom=bottom_png, histograms=hists)

@@ -158,7 +158,9 @@ def aesthetic_scores(context: dg.AssetExecutionContext, clip: ClipResource,
             model_row = store.clip_model(conn, source.model_id)
         missing_prompts = [p for p in prompts["positive"] + prompts["negative"] if p not in texts]
         n_text_encoded = 0
-        if (missing_prompts or model_row is None) and len(matrix):
+        # photos but no embedding at all: the model may have failed to load in analyze_photos; loading it
+        # here turns that into the 'skipped' status with its reason instead of an empty 'computed'
+        if (missing_prompts or model_row is None) and (len(matrix) or len(photos)):
             try:
                 loaded = clip.load(source)
             except clipcore.ClipLoadError as exc:

@@ -106,7 +106,8 @@ def report_is_complete(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
     problems += [f"missing hist_{c}.png" for c in report.score_columns(ranked) if not (folder / f"hist_{c}.png").is_file()]
     if m.get("n_ranked") != len(ranked):
         problems.append(f"stored n_ranked {m.get('n_ranked')} != {len(ranked)} CSV rows")
-    return dg.AssetCheckResult(passed=not problems, metadata={"problems": "; ".join(problems)})
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"problems": "; ".join(problems)})
 
 
 evaluation_assets = [duplicate_groups, evaluation_report]

@@ -19,7 +19,11 @@ def album_sensor(context: dg.SensorEvaluationContext, iqc: IQCSettings) -> dg.Se
         albums = inventory.list_albums(iqc.photo_root)
     except inventory.AlbumError as exc:
         return dg.SkipReason(str(exc))
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    state = json.loads(context.cursor) if context.cursor else {}
+    if "albums" not in state:  # cursor of an older version: {album: fingerprint}
+        state = {"seq": 0, "albums": state}
+    seen: dict[str, str] = state["albums"]
+    seq = int(state.get("seq", 0)) + 1  # makes run keys unique when an album returns to an earlier state
     known = set(context.instance.get_dynamic_partitions(albums_partitions.name))
     new = [a for a in albums if a not in known]
     requests, cursor = [], {}
@@ -27,11 +31,11 @@ def album_sensor(context: dg.SensorEvaluationContext, iqc: IQCSettings) -> dg.Se
         fp = inventory.album_fingerprint(iqc.album_dir(album))
         cursor[album] = fp
         if seen.get(album) != fp or album in new:
-            requests.append(dg.RunRequest(partition_key=album, run_key=f"{album}@{fp}"))
+            requests.append(dg.RunRequest(partition_key=album, run_key=f"{album}@{fp}#{seq}"))
     if not requests and not new:
         return dg.SkipReason(f"no new or changed albums under {iqc.photo_root} ({len(albums)} known)")
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[albums_partitions.build_add_request(new)] if new else [],
-        cursor=json.dumps(cursor, sort_keys=True),
+        cursor=json.dumps({"seq": seq, "albums": cursor}, sort_keys=True),
     )
