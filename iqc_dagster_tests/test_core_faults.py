@@ -70,3 +70,20 @@ def test_permission_denied_is_a_reason(corpus, monkeypatch):
     monkeypatch.setattr(PIL.Image, "open", deny)
     with pytest.raises(imaging.UnreadableImage, match="permission denied"):
         imaging.probe(folder / "plain.jpg")
+
+
+def test_corrupt_exif_block_never_escapes_as_another_error(tmp_path):
+    from iqc_dagster_tests.conftest import real_photo, save_jpeg
+
+    good = save_jpeg(real_photo("coffee"), tmp_path / "good.jpg").read_bytes()
+    junk = b"Exif\x00\x00" + b"II*\x00" + b"\x08\x00\x00\x00" + b"\xff\x7f" + b"\x12" * 64
+    app1 = b"\xff\xe1" + (len(junk) + 2).to_bytes(2, "big") + junk
+    bad = tmp_path / "bad_exif.jpg"
+    bad.write_bytes(good[:2] + app1 + good[2:])
+    try:
+        d = imaging.decode(bad)
+    except imaging.UnreadableImage as exc:  # acceptable: a reason, not a crash
+        assert str(exc)
+    else:
+        assert d.rgb.shape == (400, 600, 3)  # pixels intact, orientation treated as upright
+    imaging.probe(bad)  # the header is still described

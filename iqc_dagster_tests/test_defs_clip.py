@@ -132,6 +132,21 @@ def test_no_model_available_run_completes_and_says_so(settings, _isolated):
     assert _query(s, "SELECT count(*) FROM clip_embeddings")[0][0] == 0
 
 
+def test_model_folder_that_fails_to_load_is_reported_as_skipped(settings, tiny_model, tmp_path):
+    broken = tmp_path / "broken-clip"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    s = _with_clip(settings, model=str(broken))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize_album("portraits", s, instance=instance)
+    assert result.success
+    assert _md(result, "aesthetic_scores")["status"] == "skipped"
+    assert _query(s, "SELECT status FROM aesthetic_status WHERE album = 'portraits'") == [("skipped",)]
+    csv = _csv(s, "portraits")
+    assert csv["aesthetic"].isna().all() and csv["final_score"].notna().all()
+    assert "skipped" in _md(result, "ranked_photos")["notes"]
+
+
 def test_turning_clip_off_removes_the_aesthetic_score_but_keeps_embeddings(settings, tiny_model):
     with dg.DagsterInstance.ephemeral() as instance:
         materialize_album("travel", _with_clip(settings, model=str(tiny_model)), instance=instance)
