@@ -80,6 +80,22 @@ def check_album_folder(folder: Path) -> None:
         raise CLIError(f"no photos found in {folder} (looked for {', '.join(sorted(inventory.imaging.IMAGE_EXTENSIONS))})")
 
 
+def albums_with_photos(root: Path, albums: list[str]) -> tuple[list[str], list[str]]:
+    """``(albums to rank, empty albums)`` among ``albums`` under ``root``; one-line errors for bad names."""
+    todo, empty = [], []
+    for album in albums:
+        try:
+            folder = inventory.album_dir(root, album)
+        except inventory.AlbumError as exc:
+            raise CLIError(str(exc)) from None
+        if folder.is_dir() and not inventory.list_photo_files(folder):
+            empty.append(album)  # an empty album is not an error while others have photos
+            continue
+        check_album_folder(folder)
+        todo.append(album)
+    return todo, empty
+
+
 def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
     from iqc_dagster.defs.runner import RunFailed, materialize_album
 

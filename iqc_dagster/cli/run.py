@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.cli.common import add_store_args, check_album_folder, print_top, run_album, settings_for
+from iqc_dagster.cli.common import add_clip_args, add_store_args, albums_with_photos, print_top, run_album, settings_for
 from iqc_dagster.core import inventory
 from iqc_dagster.core.config import ENV_PHOTO_ROOT
 
@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
                        description="Materialize the album graph for each album folder under the photo root.")
     p.add_argument("--photo-root", help=f"folder of album folders (default: ${ENV_PHOTO_ROOT} or data/albums)")
     p.add_argument("--album", action="append", help="only this album (repeatable)")
+    add_clip_args(p)
     add_store_args(p)
     p.set_defaults(func=run)
 
@@ -29,16 +30,9 @@ def run(args) -> int:
     albums = args.album or inventory.list_albums(root)
     if not albums:
         raise CLIError(f"no album folders under {root}: put each album in its own sub-folder")
-    csvs, empty = [], []
-    for album in albums:
-        try:
-            folder = inventory.album_dir(root, album)
-        except inventory.AlbumError as exc:
-            raise CLIError(str(exc)) from None
-        if folder.is_dir() and not inventory.list_photo_files(folder):
-            empty.append(album)  # an empty album is not an error while others have photos
-            continue
-        check_album_folder(folder)
+    todo, empty = albums_with_photos(root, albums)
+    csvs = []
+    for album in todo:
         print(f"== {album}")
         csvs.append(run_album(album, settings, quiet=args.quiet))
         print_top(csvs[-1])

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.cli.common import add_clip_args, add_store_args, check_album_folder, run_album, settings_for
+from iqc_dagster.cli.common import add_clip_args, add_store_args, albums_with_photos, run_album, settings_for
 from iqc_dagster.core import inventory, tuning
 from iqc_dagster.core.config import ENV_PHOTO_ROOT
 
@@ -81,14 +81,7 @@ def run(args) -> int:
     albums = args.album or inventory.list_albums(root)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON line only
         done = []
-        for album in albums:
-            try:
-                folder = inventory.album_dir(root, album)
-            except inventory.AlbumError as exc:
-                raise CLIError(str(exc)) from None
-            if folder.is_dir() and not inventory.list_photo_files(folder):
-                continue
-            check_album_folder(folder)
+        for album in albums_with_photos(root, albums)[0]:
             print(f"== {album}: features", flush=True)
             run_album(album, settings, quiet=args.quiet)
             done.append(album)

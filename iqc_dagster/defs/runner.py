@@ -59,16 +59,32 @@ def _user_messages_only(record: logging.LogRecord) -> bool:
     return True
 
 
-def _album_job(settings: Settings) -> dg.JobDefinition:
-    defs = dg.Definitions(
-        assets=[*album_assets, ranking_weights],
-        asset_checks=album_checks,
-        jobs=[dg.define_asset_job("iqc_album", selection=dg.AssetSelection.assets(*album_assets))],
-        resources=make_resources(settings),
-        loggers={"iqc_console": iqc_console},
-        executor=dg.in_process_executor,
-    )
-    return defs.resolve_job_def("iqc_album")
+def run_in_process(job_name: str, assets: list, selection, settings: Settings, *, checks=(),
+                   partition_key: str | None = None, instance: dg.DagsterInstance | None = None,
+                   log_level: str = "INFO", ops_config: dict | None = None, tags: dict | None = None,
+                   raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
+    """Execute ``selection`` of ``assets`` in this process with the iqc resources and terminal logger;
+    raises :class:`RunFailed` with a one-line summary when a step or blocking check fails."""
+    own = instance is None
+    instance = instance or dg.DagsterInstance.ephemeral()
+    try:
+        defs = dg.Definitions(
+            assets=assets, asset_checks=list(checks),
+            jobs=[dg.define_asset_job(job_name, selection=selection)],
+            resources=make_resources(settings), loggers={"iqc_console": iqc_console},
+            executor=dg.in_process_executor)
+        run_config: dict = {"loggers": {"iqc_console": {"config": {"log_level": log_level}}}}
+        if ops_config:
+            run_config["ops"] = ops_config
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=partition_key, instance=instance, raise_on_error=raise_on_error,
+            run_config=run_config, tags=tags)
+    finally:
+        if own:
+            instance.dispose()
+    if not result.success:
+        raise RunFailed(_failure_summary(result))
+    return result
 
 
 def materialize_album(album: str, settings: Settings, *, instance: dg.DagsterInstance | None = None,
@@ -83,16 +99,9 @@ def materialize_album(album: str, settings: Settings, *, instance: dg.DagsterIns
     try:
         if not instance.has_dynamic_partition(albums_partitions.name, album):
             instance.add_dynamic_partitions(albums_partitions.name, [album])
-        result = _album_job(settings).execute_in_process(
-            partition_key=album,
-            instance=instance,
-            raise_on_error=raise_on_error,
-            run_config={"loggers": {"iqc_console": {"config": {"log_level": log_level}}}},
-            tags={"iqc/album": album},
-        )
+        return run_in_process("iqc_album", [*album_assets, ranking_weights], dg.AssetSelection.assets(*album_assets),
+                              settings, checks=album_checks, partition_key=album, instance=instance,
+                              log_level=log_level, tags={"iqc/album": album}, raise_on_error=raise_on_error)
     finally:
         if own:
             instance.dispose()
-    if not result.success:
-        raise RunFailed(_failure_summary(result))
-    return result

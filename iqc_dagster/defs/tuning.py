@@ -119,23 +119,11 @@ def materialize_tuning(settings, config: dict, *, instance: dg.DagsterInstance |
                        log_level: str = "INFO") -> dg.ExecuteInProcessResult:
     """Materialize ``tuned_weights`` in this process (what ``iqc tune`` runs); raises ``RunFailed``."""
     from iqc_dagster.defs.albums import album_assets
-    from iqc_dagster.defs.resources import make_resources
-    from iqc_dagster.defs.runner import RunFailed, _failure_summary
+    from iqc_dagster.defs.runner import run_in_process
 
-    own = instance is None
-    instance = instance or dg.DagsterInstance.ephemeral()
-    try:
-        result = dg.materialize(
-            [*album_assets, tuned_weights], selection=[tuned_weights], instance=instance,
-            resources=make_resources(settings), raise_on_error=False,
-            run_config={"ops": {"tuned_weights": {"config": config}},
-                        "loggers": {"console": {"config": {"log_level": log_level}}}})
-    finally:
-        if own:
-            instance.dispose()
-    if not result.success:
-        raise RunFailed(_failure_summary(result))
-    return result
+    return run_in_process("iqc_tune", [*album_assets, tuned_weights], dg.AssetSelection.assets(tuned_weights),
+                          settings, instance=instance, log_level=log_level,
+                          ops_config={"tuned_weights": {"config": config}})
 
 
 def summary_of(result: dg.ExecuteInProcessResult) -> dict:
