@@ -49,6 +49,8 @@ def test_run_ranks_every_album_under_root(tmp_path, photo_root):
     assert (tmp_path / "out" / "csvs" / "portraits.csv").exists()
     assert (tmp_path / "out" / "csvs" / "travel.csv").exists()
     assert "2 album(s) ranked" in r.stdout
+    assert (tmp_path / "out" / "reports" / "travel" / "index.html").is_file()
+    assert f"report -> {(tmp_path / 'out' / 'reports' / 'travel' / 'index.html').resolve()}" in r.stdout
 
 
 def test_run_missing_root_is_one_line_error(tmp_path):

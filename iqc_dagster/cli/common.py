@@ -146,9 +146,14 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None) -> N
     df = pd.read_csv(csv_path)
     src = Path(skipped_from or csv_path)
     skipped = src.with_name(f"{src.stem}_skipped.csv")
+    from iqc_dagster.core.report import report_folder
+
+    report = report_folder(src.parent.parent, src.stem) / "index.html"
     n_skipped = len(pd.read_csv(skipped)) if skipped.exists() else 0
     print(f"ranked {len(df)} photos -> {csv_path.resolve()}"
           + (f" ({n_skipped} unreadable, listed in {skipped.resolve()})" if n_skipped else ""))
+    if report.is_file():
+        print(f"report -> {report.resolve()}")
     if df.empty:
         return
     if "aesthetic" in df and df["aesthetic"].isna().all():

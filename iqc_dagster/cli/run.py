@@ -40,5 +40,6 @@ def run(args) -> int:
         raise CLIError(f"no photos found in any album under {root}")
     if empty:
         print(f"\nskipped {len(empty)} album(s) without photos: {', '.join(empty)}")
-    print(f"\n{len(csvs)} album(s) ranked. CSVs: {(Path(settings.output_dir) / 'csvs').resolve()}")
+    out = Path(settings.output_dir).resolve()
+    print(f"\n{len(csvs)} album(s) ranked. CSVs: {out / 'csvs'}  reports: {out / 'reports'}")
     return 0
