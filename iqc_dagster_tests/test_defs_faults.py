@@ -60,3 +60,29 @@ def test_fault_corpus_run_succeeds_and_lists_every_bad_file(tmp_path, readonly_c
     assert set(skipped["file"]) == {n for n, ok in expected.items() if not ok}
     assert skipped["reason"].str.len().min() > 3
     assert _snapshot(root) == before  # originals untouched, nothing written into the photo folders
+
+
+def test_hostile_album_name_runs_and_stays_data(tmp_path):
+    import shutil
+
+    from iqc_dagster_tests.conftest import SAMPLES
+
+    album = "Tom's \"best\" <b>2024<i>; DROP TABLE photos;--"
+    root = tmp_path / "photos"
+    (root / album).mkdir(parents=True)
+    for n in ("coffee.jpg", "chelsea.jpg"):
+        shutil.copy2(SAMPLES / "travel" / n, root / album / n)
+    settings = Settings(photo_root=str(root), db_path=str(tmp_path / "iqc.duckdb"), output_dir=str(tmp_path / "out"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize_album(album, settings, instance=instance)
+    assert result.success
+    csv = pd.read_csv(tmp_path / "out" / "csvs" / f"{album}.csv")
+    assert len(csv) == 2
+    import duckdb
+
+    with duckdb.connect(settings.db_path, read_only=True) as c:
+        assert c.execute("SELECT DISTINCT album FROM photos").fetchall() == [(album,)]
+    reports = list((tmp_path / "out" / "reports").iterdir())
+    assert len(reports) == 1 and reports[0].parent == tmp_path / "out" / "reports"
+    html = (reports[0] / "index.html").read_text(encoding="utf-8")
+    assert "<b>2024<i>" not in html and "&lt;b&gt;2024&lt;i&gt;" in html
