@@ -69,3 +69,20 @@ def test_hashes_are_cached_with_the_features(settings):
     assert n == 4
     assert _metadata(second, "technical_features")["n_computed"] == 0
     assert _metadata(second, "duplicate_groups")["n_photos"] == 4
+
+
+def test_report_of_an_unchanged_album_is_reused_and_rewritten_after_a_change(settings, photo_root):
+    folder = f"{settings.output_dir}/reports/travel"
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = materialize_album("travel", settings, instance=instance)
+        assert _metadata(first, "evaluation_report")["reused"] is False
+        import os
+
+        mtime = os.stat(f"{folder}/index.html").st_mtime_ns
+        second = materialize_album("travel", settings, instance=instance)
+        assert _metadata(second, "evaluation_report")["reused"] is True
+        assert os.stat(f"{folder}/index.html").st_mtime_ns == mtime
+        shutil.copy2(SAMPLES / "travel" / "rocket.jpg", photo_root / "travel" / "rocket.jpg")
+        third = materialize_album("travel", settings, instance=instance)
+        assert _metadata(third, "evaluation_report")["reused"] is False
+    assert "rocket.jpg" in open(f"{folder}/index.html", encoding="utf-8").read()

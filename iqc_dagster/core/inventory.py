@@ -94,42 +94,56 @@ def album_fingerprint(folder: str | os.PathLike) -> str:
     return f"{n}:{h.hexdigest()}"
 
 
+def _describe(rel: str, path: Path, old: dict | None, row: dict) -> dict:
+    """Fill ``row`` for one file: reuse ``old`` when size and mtime match, else probe and hash it."""
+    try:
+        st = path.stat()
+        row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
+        if (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
+                and old["mtime_ns"] == st.st_mtime_ns and old["content_hash"]):
+            row.update({k: old[k] for k in ("content_hash", "width", "height", "format",
+                                             "orientation", "captured_at")})
+        elif st.st_size == 0:
+            row.update(status="unreadable", reason="empty file (0 bytes)")
+        else:
+            info = imaging.probe(path)
+            row.update(content_hash=imaging.hash_file(path), width=info.width, height=info.height,
+                       format=info.format, orientation=info.orientation, captured_at=info.captured_at)
+    except imaging.UnreadableImage as exc:
+        row.update(status="unreadable", reason=str(exc))
+    except OSError as exc:
+        row.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}")
+    return row
+
+
 def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | None = None,
-               progress: Progress | None = None, scanned_at=None) -> pd.DataFrame:
+               progress: Progress | None = None, scanned_at=None, workers: int | None = None) -> pd.DataFrame:
     """One inventory row per photo file (see ``store.PHOTO_COLUMNS``); unreadable files get a reason.
 
     ``previous`` is the album's last inventory: rows whose size and mtime match are reused as they are.
+    New or changed files are hashed and probed in a thread pool (hashing and file reads release the GIL).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     prev = {}
     if previous is not None and not previous.empty:
         prev = {r["path"]: r for r in previous.to_dict("records")}
     files = list_photo_files(folder)
-    rows = []
-    for i, (rel, path) in enumerate(files, 1):
+
+    def one(item):
+        rel, path = item
         row = {"album": album, "path": rel, "content_hash": None, "bytes": None, "mtime_ns": None,
                "width": None, "height": None, "format": None, "orientation": None, "captured_at": None,
                "status": "ok", "reason": None, "scanned_at": scanned_at}
-        try:
-            st = path.stat()
-            row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
-            old = prev.get(rel)
-            if (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
-                    and old["mtime_ns"] == st.st_mtime_ns and old["content_hash"]):
-                row.update({k: old[k] for k in ("content_hash", "width", "height", "format",
-                                                 "orientation", "captured_at")})
-            elif st.st_size == 0:
-                row.update(status="unreadable", reason="empty file (0 bytes)")
-            else:
-                info = imaging.probe(path)
-                row.update(content_hash=imaging.hash_file(path), width=info.width, height=info.height,
-                           format=info.format, orientation=info.orientation, captured_at=info.captured_at)
-        except imaging.UnreadableImage as exc:
-            row.update(status="unreadable", reason=str(exc))
-        except OSError as exc:
-            row.update(status="unreadable", reason=f"cannot read: {exc.strerror or exc}")
-        rows.append(row)
-        if progress:
-            progress(i, len(files))
+        return _describe(rel, path, prev.get(rel), row)
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1)),
+                            thread_name_prefix="iqc-inventory") as pool:
+        for i, row in enumerate(pool.map(one, files), 1):
+            rows.append(row)
+            if progress:
+                progress(i, len(files))
     df = pd.DataFrame(rows, columns=["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height",
                                      "format", "orientation", "captured_at", "status", "reason", "scanned_at"])
     df["captured_at"] = pd.to_datetime(df["captured_at"])

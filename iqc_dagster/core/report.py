@@ -39,6 +39,8 @@ from iqc_dagster.core import metrics as metrics_mod
 from iqc_dagster.core import reasons as reasons_mod
 
 DEFAULT_TOP_K = 8
+#: Bump when the report's content or layout changes, so reports made by an older version are rewritten.
+REPORT_VERSION = "report1"
 THUMB_SIDE = 240  # px, long side of montage thumbnails
 HTML_THUMB_SIDE = 160  # px, long side of the thumbnails embedded in index.html
 MONTAGE_COLUMNS = 4
@@ -293,6 +295,16 @@ def _metrics_html(m: dict) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td class=num>{_e('n/a' if v is None else v)}</td></tr>"
                    for k, v in m.items())
     return f"<table>{rows}</table>"
+
+
+def existing_report(folder: str | os.PathLike) -> ReportFiles | None:
+    """The report already in ``folder`` (index.html, montages, histograms), or None if incomplete."""
+    folder = Path(folder)
+    index, top, bottom = folder / "index.html", folder / "top.png", folder / "bottom.png"
+    if not (index.is_file() and top.is_file() and bottom.is_file()):
+        return None
+    hists = {p.stem.removeprefix("hist_"): p for p in sorted(folder.glob("hist_*.png"))}
+    return ReportFiles(folder=folder, index=index, top=top, bottom=bottom, histograms=hists)
 
 
 def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,

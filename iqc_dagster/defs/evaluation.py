@@ -1,10 +1,14 @@
 """Per-album duplicate/burst groups and the evaluation report (histograms, montages, HTML, proxy metrics)."""
 
+import hashlib
+import json
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import dedup, metrics, reasons, report, store
+from iqc_dagster.core.files import write_atomic
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
@@ -73,18 +77,28 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
                       duckdb: DuckDBResource) -> dg.MaterializeResult:
     album = context.partition_key
     csv_path = iqc.csv_path(album)
+    csv_bytes = csv_path.read_bytes()
     ranked = pd.read_csv(csv_path)
     with db(duckdb) as conn:
         n_unreadable = int((store.album_photos(conn, album)["status"] != "ok").sum())
         aesthetic = store.aesthetic_status(conn, album) or {}
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)
-    files = report.write_report(ranked, report.report_folder(iqc.output_dir, album), album=album, metrics=m,
-                                notes=notes)
+    folder = report.report_folder(iqc.output_dir, album)
+    # The report is a pure function of the ranked CSV, the notes and the unreadable count: when none of
+    # them changed since the last report (an unchanged album re-run), the files on disk are reused.
+    source_id = hashlib.sha1(csv_bytes + json.dumps([notes, n_unreadable, report.REPORT_VERSION]).encode()).hexdigest()
+    stamp = folder / ".iqc-source"
+    files = report.existing_report(folder)
+    reused = files is not None and stamp.is_file() and stamp.read_text().strip() == source_id
+    if not reused:
+        files = report.write_report(ranked, folder, album=album, metrics=m, notes=notes)
+        write_atomic(stamp, source_id.encode())
     with db(duckdb) as conn:
         store.save_album_metrics(conn, album, m, str(files.index))
-    context.log.info(f"{album}: report -> {files.index}; metrics {m}")
+    context.log.info(f"{album}: report {'unchanged' if reused else 'written'} -> {files.index}; metrics {m}")
     return dg.MaterializeResult(metadata={
+        "reused": reused,
         **{k: v for k, v in m.items() if v is not None},
         "report": dg.MetadataValue.path(str(files.index.resolve())),
         "top_montage": dg.MetadataValue.path(str(files.top.resolve())),
