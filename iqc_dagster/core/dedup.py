@@ -553,7 +553,25 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     names = out[name_col].astype(str).to_numpy()
     i, j, burst = similar_pairs(hashes, hash_ok, seconds, emb, emb_ok, thresholds, names=names)
     roots = components(n, i, j)
+    burst_rows = np.zeros(n, dtype=bool)
+    burst_rows[i[burst]] = True
+    return mark_groups(out, roots, burst_rows)
 
+
+def mark_groups(df: pd.DataFrame, keys, burst_rows=None) -> pd.DataFrame:
+    """Add :data:`GROUP_COLUMNS` to ``df`` given each row's group ``keys`` (equal key = same group) and,
+    optionally, which rows take part in a burst link. The best pick of a group is its best-ranked row
+    (:func:`_order`: highest ``final_score``); groups are numbered by their best pick (group 1 holds the
+    top photo). Shared by :func:`group_photos` and the ranking, which applies stored groups."""
+    out = df.drop(columns=[c for c in GROUP_COLUMNS if c in df.columns]).copy()
+    n = len(out)
+    if n == 0:
+        for c, dtype in zip(GROUP_COLUMNS, ["int64", "int64", "bool", "object", "object"]):
+            out[c] = pd.Series([], dtype=dtype, index=out.index)
+        return out
+    roots = np.asarray(keys)
+    name_col = "file" if "file" in out.columns else "path"
+    names = out[name_col].astype(str).to_numpy()
     order = _order(out)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)  # 0 = best photo of the table
@@ -564,7 +582,8 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     number = np.empty(sizes.size, dtype=np.int64)
     number[np.argsort(best_pos, kind="stable")] = np.arange(1, sizes.size + 1)  # group 1 holds the top photo
     bursty = np.zeros(sizes.size, dtype=bool)
-    bursty[comp[i[burst]]] = True
+    if burst_rows is not None:
+        bursty[comp[np.asarray(burst_rows, dtype=bool)]] = True
 
     gid = number[comp]
     gsize = sizes[comp].astype(np.int64)

@@ -70,29 +70,20 @@ def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     is the member ranked highest. Groups are numbered by their best pick's rank (group 1 holds the top
     photo). Photos missing from ``groups`` stand alone. Nothing is removed: duplicates are only marked.
     """
-    out = ranked.copy()
+    from iqc_dagster.core import dedup
+
     keys = dict(zip(groups["path"], groups["group_key"])) if len(groups) else {}
     kinds = dict(zip(groups["path"], groups["group_kind"])) if len(groups) else {}
     next_key = (max(keys.values()) + 1) if keys else 0
     key_col = []
-    for f in out["file"]:
+    for f in ranked["file"]:
         if f in keys:
             key_col.append(keys[f])
-        else:
+        else:  # not in the stored groups (should not happen): a group of its own
             key_col.append(next_key)
             next_key += 1
-    out["_gkey"] = key_col
-    # ranked is in rank order: the first member of each key is its best pick
-    first = ~out["_gkey"].duplicated()
-    number = {k: i for i, k in enumerate(out.loc[first, "_gkey"], 1)}
-    best_file = dict(zip(out.loc[first, "_gkey"], out.loc[first, "file"]))
-    size = out["_gkey"].map(out["_gkey"].value_counts())
-    out["group_id"] = out["_gkey"].map(number).astype("int64")
-    out["group_size"] = size.astype("int64")
-    out["is_best_in_group"] = first.to_numpy()
-    out["group_kind"] = [("" if n == 1 else (kinds.get(f) or "duplicate")) for f, n in zip(out["file"], size)]
-    out["duplicate_of"] = [None if b else best_file[k] for k, b in zip(out["_gkey"], first)]
-    return out.drop(columns="_gkey")
+    bursts = [kinds.get(f) == "burst" for f in ranked["file"]]
+    return dedup.mark_groups(ranked, key_col, bursts)
 
 
 GROUP_AND_REASON_COLUMNS = ["group_id", "group_size", "is_best_in_group", "group_kind", "duplicate_of",
