@@ -544,9 +544,7 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     out = df.drop(columns=[c for c in GROUP_COLUMNS if c in df.columns]).copy()
     n = len(out)
     if n == 0:
-        for c, dtype in zip(GROUP_COLUMNS, ["int64", "int64", "bool", "object", "object"]):
-            out[c] = pd.Series([], dtype=dtype, index=out.index)
-        return out
+        return mark_groups(out, [])
     hashes, hash_ok = hash_matrix(out[hash_column] if hash_column in out.columns else [None] * n)
     seconds = _seconds(out[time_column], n) if time_column in out.columns else None
     emb, emb_ok = _embedding_matrix(out[embedding_column] if embedding_column in out.columns else None, n)
