@@ -29,10 +29,15 @@ def add_parser(sub) -> None:
 
 
 def _child(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
-    """Run one scenario in a fresh process; return its JSON plus peak RSS (MiB) and process wall time."""
+    """Run one scenario in a fresh process on a fresh database; return its JSON (incl. peak memory)."""
     for p in (db, Path(f"{db}.wal")):
         if p.exists():
             p.unlink()
+    return _spawn(root, album, db, out, env)
+
+
+def _spawn(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
+    """Rank ``album`` in a new process (``iqc_dagster.defs.bench``); its JSON plus the process wall time."""
     cmd = [sys.executable, "-m", "iqc_dagster.defs.bench", str(root), album, str(db), str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -47,15 +52,7 @@ def _child(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
 
 def _rerun(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
     first = _child(root, album, db, out, env)
-    # keep the database: the second process sees an unchanged album
-    cmd = [sys.executable, "-m", "iqc_dagster.defs.bench", str(root), album, str(db), str(out)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        raise CLIError(f"re-run failed: {stderr.strip()[-300:]}")
-    res = json.loads(stdout.strip().splitlines()[-1])
-    res["process_s"] = time.perf_counter() - t0
+    res = _spawn(root, album, db, out, env)  # same database: the second process sees an unchanged album
     res["first_run_wall_s"] = first["wall_s"]
     return res
 
