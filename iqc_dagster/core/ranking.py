@@ -54,12 +54,9 @@ def build_ranking(scores: pd.DataFrame, album_folder: str | os.PathLike, weights
     ranked["face_present"] = ranked["face_present"].map(lambda v: None if pd.isna(v) else int(v >= 0.5))
     ranked["weights_id"] = weights.weights_id
     raw_cols = sorted(c for c in ranked.columns if c.startswith("raw."))
+    ranked = ranked[[c for c in ranked.columns if c not in raw_cols] + raw_cols]
     ranked = ranked.rename(columns={c: c[4:].split(".", 1)[1] for c in raw_cols})
-    raw_cols = [c[4:].split(".", 1)[1] for c in raw_cols]
-    extra = [c for c in ranked.columns if c not in CSV_COLUMNS and c not in raw_cols
-             and c not in ("content_hash", "weights_id")]
-    order = CSV_COLUMNS + extra + raw_cols + ["content_hash", "weights_id"]
-    return ranked[order], result
+    return order_columns(ranked), result
 
 
 def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
