@@ -50,7 +50,8 @@ def _best_rate(fn, n_images: int, repeats: int) -> float:
     return n_images / min(times)
 
 
-def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: int | None = None) -> list[dict]:
+def _random_clip() -> "clipcore.LoadedClip":
+    """A full-size ViT-B/32 from ``CLIPConfig()`` defaults with random weights (benchmark only), on CPU."""
     import torch
     from transformers import CLIPConfig, CLIPModel
 
@@ -58,7 +59,13 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
     torch.set_num_threads(clipcore.torch_threads())
     model = CLIPModel(CLIPConfig()).eval()
     source = clipcore.ModelSource("ready", "CLIPConfig()", model_id="bench", preprocess=clipcore.Preprocess())
-    loaded = clipcore.LoadedClip(source=source, model=model, tokenizer=None, device="cpu")
+    return clipcore.LoadedClip(source=source, model=model, tokenizer=None, device="cpu")
+
+
+def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: int | None = None) -> list[dict]:
+    import torch
+
+    loaded = _random_clip()
     photos = _photos(n_images)
     pool = ThreadPoolExecutor(max_workers=workers or analysis.default_workers())
     rows = []
@@ -73,7 +80,7 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
         def forward():
             with torch.inference_mode():
                 for _ in range(n_fw // bs):
-                    model.get_image_features(pixel_values=x)
+                    loaded.model.get_image_features(pixel_values=x)
 
         def stage():
             for i in range(0, n_images, bs):
@@ -89,16 +96,9 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
 def pipeline(n_images: int = 128, batch_size: int = 32) -> dict:
     """The whole ``analyze_photos`` pass without the database: decode + technical features + CLIP
     preparation in the thread pool, CLIP embedding in the caller, per 64-photo batch; images/s."""
-    import torch
-    from transformers import CLIPConfig, CLIPModel
-
     from iqc_dagster.core import features as feat
 
-    torch.manual_seed(0)
-    torch.set_num_threads(clipcore.torch_threads())
-    model = CLIPModel(CLIPConfig()).eval()
-    source = clipcore.ModelSource("ready", "CLIPConfig()", model_id="bench", preprocess=clipcore.Preprocess())
-    loaded = clipcore.LoadedClip(source=source, model=model, tokenizer=None, device="cpu")
+    loaded = _random_clip()
     files = sorted(p for p in SAMPLES.rglob("*") if imaging.is_image_name(p.name))
     names = tuple(feat.FEATURES)
 
