@@ -173,7 +173,32 @@ def test_hub_probe_fails_fast_when_the_hub_is_unreachable(monkeypatch):
 @pytest.fixture(scope="module")
 def loaded(tiny_model):
     source = clipcore.resolve_model(clipcore.ClipSettings(model=str(tiny_model)))
-    return clipcore.load_model(source, "cpu")
+    return clipcore.load_model(source, "cpu", "fp32")  # exact comparisons with the model's own forward
+
+
+def test_precision_setting_is_validated_and_auto_picks_bf16_only_on_amx_cpus(monkeypatch):
+    assert clipcore.ClipSettings().precision == "auto"
+    assert clipcore.ClipSettings.from_env({clipcore.ENV_PRECISION: " BF16 "}).precision == "bf16"
+    with pytest.raises(ValueError, match="IQC_CLIP_.*precision must be one of auto, fp32, bf16"):
+        clipcore.ClipSettings.from_env({clipcore.ENV_PRECISION: "fp16"})
+    monkeypatch.setattr(clipcore, "cpu_has_amx_bf16", lambda: True)
+    assert clipcore.resolve_precision("auto", "cpu") == "bf16"
+    assert clipcore.resolve_precision("auto", "cuda") == "fp32"
+    assert clipcore.resolve_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setattr(clipcore, "cpu_has_amx_bf16", lambda: False)
+    assert clipcore.resolve_precision("auto", "cpu") == "fp32"
+    assert clipcore.resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_bf16_image_embeddings_agree_with_fp32(tiny_model, loaded):
+    source = clipcore.resolve_model(clipcore.ClipSettings(model=str(tiny_model)))
+    bf16 = clipcore.load_model(source, "cpu", "bf16")
+    assert bf16.precision == "bf16" and loaded.precision == "fp32"
+    arrays = [loaded.prepare(real_photo(n)) for n in ("astronaut", "coffee", "chelsea")]
+    a, b = loaded.embed_images(arrays), bf16.embed_images(arrays)
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(a, b)  # the bfloat16 path really ran
+    assert (np.sum(a * b, axis=1) > 0.999).all()
 
 
 def test_image_embeddings_have_the_right_shape_are_normalised_and_batch_independent(loaded):
@@ -258,3 +283,26 @@ def test_clip_preprocessing_failure_keeps_the_features(tmp_path):
     (batch,) = analysis.analyze([task], clip_prepare=broken)
     assert batch.feature_rows and not batch.clip_inputs and "boom" in batch.clip_errors["h"]
     assert not batch.errors
+
+
+def test_workers_run_opencv_single_threaded_and_the_setting_is_restored(tmp_path):
+    """One worker per core already uses every core: OpenCV's own threads would only oversubscribe them."""
+    import cv2
+
+    paths = [save_jpeg(real_photo(n), tmp_path / f"{n}.jpg") for n in ("coffee", "chelsea")]
+    seen = []
+
+    def record(decoded):
+        seen.append(cv2.getNumThreads())
+        return np.zeros(1, np.float32)
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        tasks = [analysis.PhotoTask(content_hash=p.stem, path=p, rel_path=p.name, features=("sharpness",),
+                                    want_clip=True) for p in paths]
+        list(analysis.analyze(tasks, workers=2, clip_prepare=record))
+        assert seen == [1, 1]
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)

@@ -31,6 +31,6 @@ def isolate_clip_env(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", clipcore.ENV_CLIP, clipcore.ENV_MODEL,
                 clipcore.ENV_DEVICE, clipcore.ENV_BATCH_SIZE, clipcore.ENV_POSITIVE, clipcore.ENV_NEGATIVE,
-                clipcore.ENV_DOWNLOAD):
+                clipcore.ENV_DOWNLOAD, clipcore.ENV_PRECISION):
         monkeypatch.delenv(var, raising=False)
     return cache

@@ -36,6 +36,9 @@ def add_clip_args(p, device: bool = True) -> None:
     g.add_argument("--negative-prompt", action="append", metavar="TEXT",
                    help="a prompt describing a bad photo (repeatable; replaces the default)")
     g.add_argument("--clip-batch-size", type=int, metavar="N", help="images per CLIP forward pass (default 32)")
+    g.add_argument("--clip-precision", choices=clipcore.PRECISIONS,
+                   help="image-tower arithmetic: auto (bfloat16 on CPUs with AMX, else float32; default), "
+                        "fp32 or bf16")
 
 
 def clip_settings_for(args, base: clipcore.ClipSettings | None = None) -> clipcore.ClipSettings:
@@ -54,6 +57,8 @@ def clip_settings_for(args, base: clipcore.ClipSettings | None = None) -> clipco
         changes["negative_prompts"] = tuple(args.negative_prompt)
     if getattr(args, "clip_batch_size", None) is not None:
         changes["batch_size"] = args.clip_batch_size
+    if getattr(args, "clip_precision", None):
+        changes["precision"] = args.clip_precision
     try:
         return dataclasses.replace(base, **changes)
     except ValueError as exc:

@@ -69,10 +69,10 @@ def check(args) -> int:
         import numpy as np
 
         try:
-            loaded = clipcore.load_model(source, settings.device)
+            loaded = clipcore.load_model(source, settings.device, settings.precision)
         except clipcore.ClipLoadError as exc:
             raise CLIError(str(exc)) from None
         rgb = np.full((240, 320, 3), 128, np.uint8)
         emb = loaded.embed_images([loaded.prepare(rgb)])
-        print(f"loaded in {loaded.load_seconds:.1f}s on {loaded.device}; embedding dimension {emb.shape[1]}")
+        print(f"loaded in {loaded.load_seconds:.1f}s on {loaded.device} ({loaded.precision}); embedding dimension {emb.shape[1]}")
     return 0

@@ -11,6 +11,7 @@ photo is decoded once for both; the batch carries the prepared arrays for the ca
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from iqc_dagster.core import dedup
@@ -54,6 +56,24 @@ def default_workers() -> int:
         return max(1, int(os.environ["IQC_ANALYSIS_WORKERS"]))
     except (KeyError, ValueError):
         return max(1, min(4, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def _opencv_threads(n: int | None):
+    """Limit OpenCV's own thread pool to ``n`` threads for the duration (None: leave it alone).
+
+    The photos are already spread over one worker per core; OpenCV parallelising each resize and cascade
+    on top of that only oversubscribes the cores (measured: 18.7 -> 20.9 photos/s on 2 cores).
+    """
+    if n is None:
+        yield
+        return
+    prev = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(prev)
 
 
 def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray] | None = None):
@@ -109,7 +129,9 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
     total = len(tasks)
     chunks = [tasks[i:i + batch_size] for i in range(0, total, batch_size)]
     done = 0
-    with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="iqc-decode") as pool:
+    workers = workers or default_workers()
+    with _opencv_threads(1 if workers > 1 else None), \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iqc-decode") as pool:
         def submit(chunk):
             return [pool.submit(_work, t, clip_prepare) for t in chunk]
 

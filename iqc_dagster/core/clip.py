@@ -63,6 +63,11 @@ ENV_BATCH_SIZE = "IQC_CLIP_BATCH_SIZE"
 ENV_POSITIVE = "IQC_CLIP_POSITIVE"  # prompts separated by "|"
 ENV_NEGATIVE = "IQC_CLIP_NEGATIVE"
 ENV_DOWNLOAD = "IQC_CLIP_DOWNLOAD"  # "1": a run may download a model missing from the cache
+ENV_PRECISION = "IQC_CLIP_PRECISION"  # auto | fp32 | bf16
+#: "auto": bfloat16 image inference on CPUs with AMX (Intel Sapphire Rapids and later), where it runs the
+#: ViT-B/32 image tower 2-3x faster than float32 (20 -> 40-59 images/s on 2 cores) and the embeddings agree
+#: to cosine 0.99999; float32 everywhere else (on other CPUs bfloat16 is emulated and slower).
+PRECISIONS = ("auto", "fp32", "bf16")
 PROMPT_SEPARATOR = "|"
 
 #: Bump when :func:`preprocess` changes: it is part of every model id, so old embeddings are not reused.
@@ -118,6 +123,7 @@ class ClipSettings:
     positive_prompts: tuple[str, ...] = DEFAULT_POSITIVE
     negative_prompts: tuple[str, ...] = DEFAULT_NEGATIVE
     allow_download: bool = False  # let a run download a hub model missing from the cache
+    precision: str = "auto"  # image-tower arithmetic: auto | fp32 | bf16 (see PRECISIONS)
 
     def __post_init__(self):
         object.__setattr__(self, "positive_prompts", tuple(self.positive_prompts))
@@ -125,6 +131,7 @@ class ClipSettings:
         validate_prompts(self.positive_prompts, self.negative_prompts)
         if int(self.batch_size) < 1:
             raise ValueError(f"CLIP batch size must be >= 1, got {self.batch_size}")
+        object.__setattr__(self, "precision", check_precision(self.precision))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ClipSettings":
@@ -138,9 +145,36 @@ class ClipSettings:
                 positive_prompts=split_prompts(env.get(ENV_POSITIVE)) or DEFAULT_POSITIVE,
                 negative_prompts=split_prompts(env.get(ENV_NEGATIVE)) or DEFAULT_NEGATIVE,
                 allow_download=_env_flag(env.get(ENV_DOWNLOAD), False),
+                precision=(env.get(ENV_PRECISION) or "").strip() or "auto",
             )
         except ValueError as exc:
             raise ValueError(f"bad CLIP setting in the environment (IQC_CLIP_*): {exc}") from None
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` normalised (lower case), or a ValueError naming the accepted values."""
+    p = str(precision or "").strip().lower()
+    if p not in PRECISIONS:
+        raise ValueError(f"CLIP precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return p
+
+
+def cpu_has_amx_bf16() -> bool:
+    """True on CPUs with AMX tiles (bfloat16 matrix units), where bfloat16 inference is much faster."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_amx_tile_supported())
+    except Exception:  # an older torch without the probe, or a non-x86 build
+        return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The arithmetic to run the image tower in on ``device``: "fp32" or "bf16"."""
+    p = check_precision(precision)
+    if p != "auto":
+        return p
+    return "bf16" if (device or "cpu").strip().lower() == "cpu" and cpu_has_amx_bf16() else "fp32"
 
 
 def validate_prompts(positive: Sequence[str], negative: Sequence[str]) -> None:
@@ -282,6 +316,11 @@ def preprocess(rgb: np.ndarray, spec: Preprocess = Preprocess()) -> np.ndarray:
     if spec.do_normalize:
         x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def prepare(decoded, spec: Preprocess) -> np.ndarray:
+    """:func:`preprocess` for the shared decode (a ``Decoded`` or its ``rgb`` array): needs no loaded model."""
+    return preprocess(getattr(decoded, "rgb", decoded), spec)
 
 
 def center_crop(a: np.ndarray, ch: int, cw: int) -> np.ndarray:
@@ -515,6 +554,7 @@ class LoadedClip:
     tokenizer: object
     device: str
     load_seconds: float = 0.0
+    precision: str = "fp32"  # image tower arithmetic, resolved ("fp32" or "bf16"); text is always fp32
     _text_cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     text_encodes: int = 0  # prompts actually run through the text tower (for tests and metadata)
@@ -538,7 +578,7 @@ class LoadedClip:
 
     def prepare(self, decoded) -> np.ndarray:
         """The model's input for one photo, from the shared decode (a ``Decoded`` or its ``rgb`` array)."""
-        return preprocess(getattr(decoded, "rgb", decoded), self.source.preprocess)
+        return prepare(decoded, self.source.preprocess)
 
     def embed_images(self, arrays: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Preprocessed arrays (3 x h x w float32) → N x D float32 L2-normalised embeddings."""
@@ -547,7 +587,9 @@ class LoadedClip:
         if len(arrays) == 0:
             return np.zeros((0, self.dim), np.float32)
         out = []
-        with self._lock, torch.inference_mode():
+        device_type = torch.device(self.device).type
+        autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with self._lock, torch.inference_mode(), autocast:
             for i in range(0, len(arrays), batch_size):
                 x = torch.from_numpy(np.stack(arrays[i:i + batch_size])).to(self.device)
                 feats = _pooled(self.model.get_image_features(pixel_values=x))
@@ -580,11 +622,13 @@ _LOADED: dict[tuple[str, str], LoadedClip] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(source: ModelSource, device: str = DEFAULT_DEVICE) -> LoadedClip:
-    """Load (once per process, per model and device) the model ``source`` points at, from local files only."""
+def load_model(source: ModelSource, device: str = DEFAULT_DEVICE, precision: str = "auto") -> LoadedClip:
+    """Load (once per process, per model, device and precision) the model ``source`` points at, from local
+    files only. The weights stay float32; ``precision`` "bf16" runs the image tower under bfloat16 autocast."""
     if not source.ready:
         raise ClipLoadError(source.message())
-    key = (source.model_id, device)
+    precision = resolve_precision(precision, device)
+    key = (source.model_id, device, precision)
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
@@ -608,7 +652,7 @@ def load_model(source: ModelSource, device: str = DEFAULT_DEVICE) -> LoadedClip:
                                 f"{msg[0] if msg else ''}") from exc
         _LOADED.clear()  # keep at most one model in memory
         loaded = LoadedClip(source=source, model=model, tokenizer=tokenizer, device=device,
-                            load_seconds=time.monotonic() - t0)
+                            load_seconds=time.monotonic() - t0, precision=precision)
         _LOADED[key] = loaded
         return loaded
 

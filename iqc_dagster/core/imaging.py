@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -32,7 +33,7 @@ MAX_SIDE = 1024
 #: (a 4000 x 3000 photo decodes at 1/4 scale, 1000 x 750, instead of 1/2 scale and a resize): decoding
 #: a 12-megapixel JPEG then costs about a quarter as much. Features are calibrated on this resolution.
 DRAFT_MIN_FRACTION = 0.75
-DECODE_VERSION = f"decode3-{MAX_SIDE}"
+DECODE_VERSION = f"decode4-{MAX_SIDE}"
 
 #: File extensions treated as photos (lower case). Anything else in an album folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -209,14 +210,15 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
             upright = _to_rgb(im)
             if orientation in _TRANSPOSE:  # the orientation read above; EXIF is not parsed again
                 upright = upright.transpose(_TRANSPOSE[orientation])
-            long_side = max(w0, h0)
-            if long_side > max_side and max(upright.size) != max_side:
-                # large photos always reach the features at exactly max_side (draft mode may stop below)
-                scale = max_side / max(upright.size)
-                size = (max(1, round(upright.width * scale)), max(1, round(upright.height * scale)))
-                upright = upright.resize(size, Image.Resampling.BILINEAR,
-                                         reducing_gap=2.0 if scale < 1 else None)
             rgb = np.asarray(upright, dtype=np.uint8)
+            long_side = max(w0, h0)
+            if long_side > max_side and rgb.ndim == 3 and max(rgb.shape[:2]) != max_side:
+                # large photos always reach the features at exactly max_side (draft mode may stop below).
+                # OpenCV resizes about 10x faster than Pillow here (1 vs 12 ms for 1000 -> 1024 px).
+                h, w = rgb.shape[:2]
+                scale = max_side / max(h, w)
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     except UnreadableImage:
         raise
     except Exception as exc:  # a corrupt file must never stop the run: it becomes a reason

@@ -139,7 +139,7 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
     failed_hashes: set[str] = set()
     # Overlap decoding with embedding only when the embedding runs on an accelerator: on CPU both would
     # compete for the same cores (measured: no gain on 2 cores, see docs/benchmarks.md).
-    prefetch = bool(cp and cp.loaded and cp.loaded.device != "cpu")
+    prefetch = bool(cp and cp.on_accelerator)
     stages: dict[str, float] = {}
     for batch in analysis.analyze(tasks, clip_prepare=cp.prepare if cp else None, prefetch=prefetch):
         for k, v in batch.timings.items():

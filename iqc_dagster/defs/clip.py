@@ -11,8 +11,10 @@ the aesthetic weight and says so.
 """
 
 
+import functools
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import numpy as np
@@ -33,6 +35,10 @@ SCORE_DEFINITION = (
     "for the positive side = sigmoid(t * (s_pos - s_neg)), t = exp(logit_scale); several prompts per side "
     "are ensembled (mean of normalised text embeddings). In [0, 1]; 0.5 = undecided."
 )
+
+
+#: One background thread loads CLIP models (see ClipPass); loads of the same model are cached in the process.
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iqc-clip-load")
 
 
 def _status_metadata(source: clipcore.ModelSource) -> dict:
@@ -67,6 +73,7 @@ class ClipPass:
         self.failed: dict[str, str] = {}  # content_hash -> reason
         self.embed_seconds = 0.0
         self.error: str | None = None
+        self._loading: Future | None = None
         log = context.log
         if not self.source.ready:
             (log.info if self.source.status == "off" else log.warning)(self.source.message())
@@ -79,30 +86,49 @@ class ClipPass:
                  f"(resolved in {self.source.seconds * 1000:.0f} ms)")
         if not self.todo:
             return
-        try:
-            self.loaded = clip.load(self.source)
-        except clipcore.ClipLoadError as exc:
-            self.source = clipcore.ModelSource("unavailable", self.source.requested, reason=str(exc),
-                                               fix=clipcore.FIX_HINT.format(model=clipcore.DEFAULT_MODEL))
-            log.warning(self.source.message())
-            self.todo = set()
-            return
-        log.info(f"loaded CLIP {self.source.model_id} on {self.loaded.device} in {self.loaded.load_seconds:.1f}s; "
-                 f"preprocessing: {self.source.preprocess.describe()}")
-        with conn_factory() as conn:
-            store.save_clip_model(conn, self.source.model_id, self.source.label or self.source.requested,
-                                  self.loaded.dim, self.loaded.logit_scale)
+        # Load the model in the background: importing torch and transformers and reading the weights
+        # takes seconds (about 7 s for ViT-B/32 on 2 cores), which the first batches' decoding overlaps.
+        # Preprocessing needs only the model's preprocessing spec, known already.
+        self._conn_factory = conn_factory
+        self._loading = _LOADER.submit(clip.load, self.source)
 
     @property
     def prepare(self):
-        return self.loaded.prepare if self.loaded is not None else None
+        """The preprocessing to run in the decode workers, or None when nothing is to be embedded."""
+        if not self.todo:
+            return None
+        return functools.partial(clipcore.prepare, spec=self.source.preprocess)
+
+    @property
+    def on_accelerator(self) -> bool:
+        return bool(self.todo) and self.clip.device.strip().lower() != "cpu"
+
+    def _wait_loaded(self) -> bool:
+        """Wait for the background load; on failure say why once and embed nothing more."""
+        if self._loading is not None:
+            fut, self._loading = self._loading, None
+            try:
+                self.loaded = fut.result()
+            except clipcore.ClipLoadError as exc:
+                self.source = clipcore.ModelSource("unavailable", self.source.requested, reason=str(exc),
+                                                   fix=clipcore.FIX_HINT.format(model=clipcore.DEFAULT_MODEL))
+                self.context.log.warning(self.source.message())
+                self.todo = set()
+                return False
+            self.context.log.info(
+                f"loaded CLIP {self.source.model_id} on {self.loaded.device} ({self.loaded.precision}) in "
+                f"{self.loaded.load_seconds:.1f}s; preprocessing: {self.source.preprocess.describe()}")
+            with self._conn_factory() as conn:
+                store.save_clip_model(conn, self.source.model_id, self.source.label or self.source.requested,
+                                      self.loaded.dim, self.loaded.logit_scale)
+        return self.loaded is not None
 
     def embed(self, batch) -> tuple[list[str], np.ndarray | None]:
         """Embed a batch's prepared arrays (outside any DB connection); returns (hashes, N x D) to write."""
         for h, reason in batch.clip_errors.items():
             self.failed[h] = reason
             self.context.log.warning(f"no CLIP embedding for photo {h}: {reason}")
-        if self.loaded is None or not batch.clip_inputs or self.error:
+        if not batch.clip_inputs or self.error or not self._wait_loaded():
             return [], None
         hashes = [h for h, _ in batch.clip_inputs]
         t0 = time.perf_counter()
@@ -127,7 +153,7 @@ class ClipPass:
         failed = {h: r for h, r in self.failed.items()} | {h: "unreadable" for h in unreadable_hashes & self.todo}
         md.update(n_photos=n_photos, n_embedded=self.n_embedded, n_cached=self.n_cached, n_failed=len(failed))
         if self.loaded is not None:
-            md.update(device=self.loaded.device, batch_size=self.clip.batch_size, dim=self.loaded.dim,
+            md.update(device=self.loaded.device, precision=self.loaded.precision, batch_size=self.clip.batch_size, dim=self.loaded.dim,
                       load_seconds=round(self.loaded.load_seconds, 2),
                       embed_seconds=round(self.embed_seconds, 2),
                       images_per_second=round(self.n_embedded / self.embed_seconds, 1)

@@ -36,8 +36,9 @@ class ClipResource(dg.ConfigurableResource):
     """The CLIP model behind ``clip_embeddings`` and ``aesthetic_scores``.
 
     Defaults come from IQC_CLIP (off with 0), IQC_CLIP_MODEL, IQC_CLIP_DEVICE, IQC_CLIP_BATCH_SIZE,
-    IQC_CLIP_POSITIVE / IQC_CLIP_NEGATIVE ("|"-separated prompts) and IQC_CLIP_DOWNLOAD. A run never
-    fails for want of a model: without one, aesthetic scoring is skipped and says why (docs/clip.md).
+    IQC_CLIP_POSITIVE / IQC_CLIP_NEGATIVE ("|"-separated prompts), IQC_CLIP_DOWNLOAD and
+    IQC_CLIP_PRECISION. A run never fails for want of a model: without one, aesthetic scoring is skipped
+    and says why (docs/clip.md).
     """
 
     enabled: bool = True
@@ -47,18 +48,19 @@ class ClipResource(dg.ConfigurableResource):
     positive_prompts: list[str] = list(clipcore.DEFAULT_POSITIVE)
     negative_prompts: list[str] = list(clipcore.DEFAULT_NEGATIVE)
     allow_download: bool = False  # let a run download a hub model missing from the cache
+    precision: str = "auto"  # image tower: auto (bf16 on CPUs with AMX, else fp32) | fp32 | bf16
 
     @classmethod
     def from_settings(cls, s: clipcore.ClipSettings) -> "ClipResource":
         return cls(enabled=s.enabled, model=s.model, device=s.device, batch_size=s.batch_size,
                    positive_prompts=list(s.positive_prompts), negative_prompts=list(s.negative_prompts),
-                   allow_download=s.allow_download)
+                   allow_download=s.allow_download, precision=s.precision)
 
     def settings(self) -> clipcore.ClipSettings:
         return clipcore.ClipSettings(
             enabled=self.enabled, model=self.model, device=self.device, batch_size=self.batch_size,
             positive_prompts=tuple(self.positive_prompts), negative_prompts=tuple(self.negative_prompts),
-            allow_download=self.allow_download)
+            allow_download=self.allow_download, precision=self.precision)
 
     def resolve(self) -> clipcore.ModelSource:
         """Where the model is, or why there is none (no network, milliseconds)."""
@@ -66,7 +68,7 @@ class ClipResource(dg.ConfigurableResource):
 
     def load(self, source: clipcore.ModelSource) -> clipcore.LoadedClip:
         """The loaded model (cached in the process); raises ``clip.ClipLoadError`` with a one-line reason."""
-        return clipcore.load_model(source, self.device)
+        return clipcore.load_model(source, self.device, self.settings().precision)
 
 
 @contextlib.contextmanager
