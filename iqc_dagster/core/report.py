@@ -26,6 +26,7 @@ import math
 import os
 import re
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -109,9 +110,9 @@ def _figure(w_in: float, h_in: float, layout: str | None = None):
     return fig
 
 
-def _png(fig) -> bytes:
+def _png(fig, compress_level: int = 6) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": compress_level})
     return buf.getvalue()
 
 
@@ -185,7 +186,9 @@ def montage_png(rows: pd.DataFrame, title: str, thumbs: dict, columns: int = MON
                                        break_on_hyphens=False)) if why else ""
         ax.set_title(f"{head}\n{name}", fontsize=8, parse_math=False)
         ax.set_xlabel(why, fontsize=7, parse_math=False)
-    return _png(fig)
+    # Photographic content compresses slowly: zlib level 1 encodes a montage 3-4x faster (most of its
+    # cost) for a file about a quarter larger.
+    return _png(fig, compress_level=1)
 
 
 def _thumb_data_uri(img: np.ndarray | None, side: int = HTML_THUMB_SIDE) -> str:
@@ -344,7 +347,9 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
                 pass
 
     paths = pd.concat([top, bottom])["path"] if "path" in df.columns else pd.Series([], dtype=object)
-    thumbs = {p: thumbnail(p) for p in dict.fromkeys(paths.tolist())}
+    unique = list(dict.fromkeys(paths.tolist()))
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:  # decoding frees the GIL
+        thumbs = dict(zip(unique, pool.map(thumbnail, unique)))
     top_png = write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
     bottom_png = write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))
 
