@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=200, help="photos in the album (default 200)")
     p.add_argument("--rerun-n", type=int, default=1000,
                    help="photos in the album for the unchanged re-run scenario (default 1000, 2 MP each)")
-    p.add_argument("--scenarios", default="tech,clip,rerun", help="comma-separated: tech, clip, rerun")
+    p.add_argument("--scenarios", default="floor,tech,clip,rerun",
+                   help="comma-separated: floor (JPEG decoding alone: the ceiling of the technical pass), "
+                        "tech, clip, rerun")
     p.add_argument("--workdir", type=Path, default=Path(".bench"), help="albums and databases (default .bench)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
@@ -61,9 +63,9 @@ def run(args) -> int:
     from iqc_dagster.core import perf
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"tech", "clip", "rerun"}
+    unknown = set(scenarios) - {"floor", "tech", "clip", "rerun"}
     if unknown:
-        raise CLIError(f"unknown scenario(s) {sorted(unknown)}; use tech, clip, rerun")
+        raise CLIError(f"unknown scenario(s) {sorted(unknown)}; use floor, tech, clip, rerun")
     if args.n < 1 or args.rerun_n < 1:
         raise CLIError("--n and --rerun-n must be at least 1")
     work = args.workdir.resolve()
@@ -72,9 +74,12 @@ def run(args) -> int:
     base_env = {"HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
     results: dict[str, dict] = {}
     album = f"synthetic_{args.n}"
-    if {"tech", "clip"} & set(scenarios):
+    if {"floor", "tech", "clip"} & set(scenarios):
         print(f"making {args.n} synthetic 12 MP photos in {root / album} (reused if present)...", file=sys.stderr)
         perf.make_album(root / album, args.n, seed=1)
+    if "floor" in scenarios:
+        print("decoding alone (the ceiling of the technical pass)...", file=sys.stderr)
+        results["floor"] = perf.decode_floor(root / album)
     if "tech" in scenarios:
         print("(a) technical features only...", file=sys.stderr)
         results["tech"] = _child(root, album, work / "tech.duckdb", out, {**base_env, "IQC_CLIP": "0"})
@@ -97,6 +102,11 @@ def run(args) -> int:
         return 0
     for name, r in results.items():
         n = r["n_photos"] or 0
+        if name == "floor":
+            print(f"== floor: {n} photos decoded and nothing else, {r['workers']} threads: "
+                  f"{r['photos_per_s']:.1f} photos/s ({r['ms_per_photo_one_thread']:.0f} ms per photo on one "
+                  f"thread)")
+            continue
         print(f"== {name}: {n} photos")
         print(f"   ranking (inventory -> ranked CSV, checks and Dagster included): {r['ranking_s']:.2f} s "
               f"= {n / r['ranking_s']:.1f} photos/s" if r["ranking_s"] > 0 else "")

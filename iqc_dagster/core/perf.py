@@ -66,6 +66,34 @@ def make_album(folder: str | os.PathLike, n: int, *, seed: int = 0, width: int =
     return folder
 
 
+def decode_floor(folder: str | os.PathLike, *, workers: int | None = None, single_sample: int = 20) -> dict:
+    """The ceiling decoding alone puts on the technical pass: every photo of ``folder`` decoded exactly as
+    the pipeline does (:func:`iqc_dagster.core.imaging.decode`) and nothing else, in the analysis pool's
+    thread count. Returns photos/s for the whole album, and ms per photo on one thread (first
+    ``single_sample`` photos, after one warm-up)."""
+    import time
+
+    from iqc_dagster.core import analysis, imaging
+
+    paths = sorted(Path(folder).glob("*.jpg"))
+    if not paths:
+        raise ValueError(f"no JPEGs in {folder}")
+    workers = workers or analysis.default_workers()
+    imaging.decode(paths[0])
+    sample = paths[:single_sample]
+    t0 = time.perf_counter()
+    for p in sample:
+        imaging.decode(p)
+    one = (time.perf_counter() - t0) / len(sample)
+    with analysis._opencv_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
+        t0 = time.perf_counter()
+        for _ in pool.map(imaging.decode, paths):
+            pass
+        wall = time.perf_counter() - t0
+    return {"n_photos": len(paths), "workers": workers, "photos_per_s": len(paths) / wall,
+            "ms_per_photo_one_thread": one * 1000, "wall_s": wall}
+
+
 def build_random_clip(dest: str | os.PathLike, *, crop: int = 224, seed: int = 0, vision: dict | None = None,
                       text: dict | None = None, projection_dim: int = 512) -> Path:
     """Save a randomly initialised CLIP (model, byte-level tokenizer, processor) to ``dest``.

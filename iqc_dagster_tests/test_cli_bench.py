@@ -1,0 +1,37 @@
+"""`iqc bench` run as a user would run it (a subprocess), on a tiny album so it stays quick."""
+
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+from iqc_dagster.core import perf
+
+
+def test_bench_reports_the_decode_floor_the_scenarios_and_an_unchanged_rerun(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IQC_")}
+    r = subprocess.run([sys.executable, "-m", "iqc_dagster.cli", "bench", "--n", "2", "--rerun-n", "3",
+                        "--scenarios", "floor,tech,rerun", "--workdir", str(tmp_path), "--json"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(out) == {"floor", "tech", "rerun"}
+    floor = out["floor"]
+    assert floor["n_photos"] == 2 and floor["photos_per_s"] > 0 and floor["ms_per_photo_one_thread"] > 0
+    tech = out["tech"]
+    assert tech["n_photos"] == 2 and tech["n_computed"] == 2 and tech["clip_status"] == "off"
+    assert tech["ranking_s"] > 0 and tech["peak_rss_mib"] > 0
+    assert {"decode", "db_write", "feature:sharpness", "feature:faces"} <= set(tech["stage_seconds"])
+    rerun = out["rerun"]
+    assert rerun["n_photos"] == 3 and rerun["n_computed"] == 0  # nothing recomputed for an unchanged album
+    with Image.open(next((tmp_path / "photos" / "synthetic_2").glob("*.jpg"))) as im:
+        assert im.size == (4000, 3000) and im.format == "JPEG"
+
+
+def test_decode_floor_times_the_pipelines_own_decode(tmp_path):
+    perf.make_album(tmp_path / "a", 2, seed=3, width=800, height=600)
+    floor = perf.decode_floor(tmp_path / "a", workers=2, single_sample=2)
+    assert floor["n_photos"] == 2 and floor["workers"] == 2
+    assert floor["photos_per_s"] > 0 and floor["wall_s"] > 0
