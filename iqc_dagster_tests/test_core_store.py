@@ -51,3 +51,23 @@ def test_hostile_album_name_is_data_not_sql(conn):
     assert conn.execute("SELECT album FROM normalized_scores").fetchone()[0] == name
     with pytest.raises(ValueError):
         store.replace_album_rows(conn, "feature_values; DROP TABLE photos", "a", _rows("a", 1))
+
+
+def test_schema_is_stamped_and_a_stamped_database_is_not_rebuilt(tmp_path):
+    import duckdb
+
+    path = str(tmp_path / "s.duckdb")
+    with duckdb.connect(path) as conn:
+        store.ensure_schema(conn)
+        assert conn.execute("SELECT id FROM iqc_schema").fetchall() == [(store.SCHEMA_ID,)]
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert {"photos", "feature_values", "rankings", "clip_embeddings"} <= tables
+        conn.execute("DROP TABLE rankings")  # stamped: ensure_schema trusts the stamp and runs no DDL
+        store.ensure_schema(conn)
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "rankings" not in tables
+        conn.execute("UPDATE iqc_schema SET id = 'older'")  # another schema version: the DDL runs again
+        store.ensure_schema(conn)
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "rankings" in tables
+        assert conn.execute("SELECT id FROM iqc_schema").fetchall() == [(store.SCHEMA_ID,)]
