@@ -64,6 +64,21 @@ def test_rescan_reuses_unchanged_rows_without_reading(tmp_path, monkeypatch):
     assert third["content_hash"].iloc[1] != first["content_hash"].iloc[1]
 
 
+def test_content_hash_is_xxh3_of_the_bytes_and_old_hashes_are_recomputed(tmp_path):
+    import xxhash
+
+    a = save_jpeg(real_photo("coffee"), tmp_path / "a.jpg")
+    (tmp_path / "copy.jpg").write_bytes(a.read_bytes())
+    h = imaging.hash_file(a)
+    assert h == "xxh3:" + xxhash.xxh3_128(a.read_bytes()).hexdigest()
+    assert imaging.hash_file(tmp_path / "copy.jpg") == h  # same bytes, same key, whatever the name
+    first = inventory.scan_album(tmp_path, "al")
+    old = first.copy()
+    old["content_hash"] = "0123456789abcdef0123456789abcdef"  # a row from before (BLAKE2b, no prefix)
+    again = inventory.scan_album(tmp_path, "al", previous=old)
+    assert again["content_hash"].tolist() == first["content_hash"].tolist()  # rehashed, not reused
+
+
 def test_fingerprint_changes_when_photos_change(tmp_path):
     save_jpeg(real_photo("coffee"), tmp_path / "a.jpg")
     fp = inventory.album_fingerprint(tmp_path)

@@ -50,7 +50,7 @@ def _best_rate(fn, n_images: int, repeats: int) -> float:
     return n_images / min(times)
 
 
-def _random_clip() -> "clipcore.LoadedClip":
+def _random_clip(precision: str = "auto") -> "clipcore.LoadedClip":
     """A full-size ViT-B/32 from ``CLIPConfig()`` defaults with random weights (benchmark only), on CPU."""
     import torch
     from transformers import CLIPConfig, CLIPModel
@@ -59,13 +59,16 @@ def _random_clip() -> "clipcore.LoadedClip":
     torch.set_num_threads(clipcore.torch_threads())
     model = CLIPModel(CLIPConfig()).eval()
     source = clipcore.ModelSource("ready", "CLIPConfig()", model_id="bench", preprocess=clipcore.Preprocess())
-    return clipcore.LoadedClip(source=source, model=model, tokenizer=None, device="cpu")
+    return clipcore.LoadedClip(source=source, model=model, tokenizer=None, device="cpu",
+                               precision=clipcore.resolve_precision(precision, "cpu"))
 
 
-def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: int | None = None) -> list[dict]:
+def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: int | None = None,
+        precision: str = "auto") -> list[dict]:
     import torch
 
-    loaded = _random_clip()
+    loaded = _random_clip(precision)
+    bf16 = loaded.precision == "bf16"
     photos = _photos(n_images)
     pool = ThreadPoolExecutor(max_workers=workers or analysis.default_workers())
     rows = []
@@ -78,7 +81,7 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
         n_fw = max(bs, (n_images // bs) * bs)
 
         def forward():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 for _ in range(n_fw // bs):
                     loaded.model.get_image_features(pixel_values=x)
 
@@ -93,12 +96,12 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
     return rows
 
 
-def pipeline(n_images: int = 128, batch_size: int = 32) -> dict:
+def pipeline(n_images: int = 128, batch_size: int = 32, precision: str = "auto") -> dict:
     """The whole ``analyze_photos`` pass without the database: decode + technical features + CLIP
     preparation in the thread pool, CLIP embedding in the caller, per 64-photo batch; images/s."""
     from iqc_dagster.core import features as feat
 
-    loaded = _random_clip()
+    loaded = _random_clip(precision)
     files = sorted(p for p in SAMPLES.rglob("*") if imaging.is_image_name(p.name))
     names = tuple(feat.FEATURES)
 
@@ -125,13 +128,17 @@ def main(argv=None) -> int:
     p.add_argument("--batch-sizes", default="1,8,32")
     p.add_argument("--images", type=int, default=64, help="images per timed run (default 64)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precision", choices=clipcore.PRECISIONS, default="auto",
+                   help="image-tower arithmetic, as the clip resource's precision (default auto)")
     p.add_argument("--pipeline", action="store_true",
                    help="also time the whole analysis pass (decode + features + CLIP), with and without prefetch")
     args = p.parse_args(argv)
     import torch
 
-    rows = run(tuple(int(b) for b in args.batch_sizes.split(",")), args.images, args.repeats)
-    print(f"torch {torch.__version__}, {clipcore.torch_threads()} threads, {os.cpu_count()} CPUs; "
+    rows = run(tuple(int(b) for b in args.batch_sizes.split(",")), args.images, args.repeats,
+               precision=args.precision)
+    print(f"torch {torch.__version__}, {clipcore.torch_threads()} threads, {os.cpu_count()} CPUs, "
+          f"{clipcore.resolve_precision(args.precision, 'cpu')}; "
           f"ViT-B/32 from CLIPConfig() (random weights), {args.images} images/run, best of {args.repeats}")
     print("| batch | bare forward (img/s) | embedding stage incl. preprocessing (img/s) |")
     print("|------:|---------------------:|--------------------------------------------:|")
@@ -139,7 +146,7 @@ def main(argv=None) -> int:
         print(f"| {r['batch_size']:>5} | {r['forward_img_s']:>20.1f} | {r['stage_img_s']:>43.1f} |")
     print(f"preprocessing alone: {rows[0]['preprocess_ms']:.1f} ms/image (one thread, 1024-px decode -> 224 crop)")
     if args.pipeline:
-        r = pipeline(args.images)
+        r = pipeline(args.images, precision=args.precision)
         print(f"whole analysis pass, {args.images} photos: features only {r['features_only']:.1f} img/s; "
               f"features + CLIP {r['features_clip_prefetch']:.1f} img/s with prefetch, "
               f"{r['features_clip_no_prefetch']:.1f} img/s without")

@@ -100,7 +100,8 @@ def _describe(rel: str, path: Path, old: dict | None, row: dict) -> dict:
         st = path.stat()
         row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
         if (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
-                and old["mtime_ns"] == st.st_mtime_ns and old["content_hash"]):
+                and old["mtime_ns"] == st.st_mtime_ns
+                and str(old["content_hash"] or "").startswith(imaging.CONTENT_HASH_PREFIX)):
             row.update({k: old[k] for k in ("content_hash", "width", "height", "format",
                                              "orientation", "captured_at")})
         elif st.st_size == 0:
