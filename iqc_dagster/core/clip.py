@@ -555,6 +555,7 @@ class LoadedClip:
     device: str
     load_seconds: float = 0.0
     precision: str = "fp32"  # image tower arithmetic, resolved ("fp32" or "bf16"); text is always fp32
+    loaded_at: float = field(default_factory=time.monotonic)  # when the load finished (time.monotonic)
     _text_cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     text_encodes: int = 0  # prompts actually run through the text tower (for tests and metadata)

@@ -90,6 +90,7 @@ class ClipPass:
         # takes seconds (about 7 s for ViT-B/32 on 2 cores), which the first batches' decoding overlaps.
         # Preprocessing needs only the model's preprocessing spec, known already.
         self._conn_factory = conn_factory
+        self._load_started = time.monotonic()
         self._loading = _LOADER.submit(clip.load, self.source)
 
     @property
@@ -115,9 +116,11 @@ class ClipPass:
                 self.context.log.warning(self.source.message())
                 self.todo = set()
                 return False
+            how = (f"in {self.loaded.load_seconds:.1f}s" if self.loaded.loaded_at >= self._load_started
+                   else "(already loaded in this process)")
             self.context.log.info(
-                f"loaded CLIP {self.source.model_id} on {self.loaded.device} ({self.loaded.precision}) in "
-                f"{self.loaded.load_seconds:.1f}s; preprocessing: {self.source.preprocess.describe()}")
+                f"loaded CLIP {self.source.model_id} on {self.loaded.device} ({self.loaded.precision}) {how}; "
+                f"preprocessing: {self.source.preprocess.describe()}")
             with self._conn_factory() as conn:
                 store.save_clip_model(conn, self.source.model_id, self.source.label or self.source.requested,
                                       self.loaded.dim, self.loaded.logit_scale)
