@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import dedup, metrics, reasons, report, store
+from iqc_dagster.core import dedup, metrics, report, store
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
