@@ -164,17 +164,34 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
                 fut.cancel()
 
 
-def throttled(report: Callable[[str], None], every_s: float = 5.0, label: str = "photos"):
-    """A ``progress(done, total)`` callback that reports at most every ``every_s`` seconds (and at the end)."""
-    import time
-
-    last = [0.0]
+def throttled(report: Callable[[str], None], every_s: float = 5.0, label: str = "photos",
+              clock: Callable[[], float] = time.monotonic):
+    """A ``progress(done, total)`` callback that reports at most every ``every_s`` seconds (and at the
+    end), with the rate so far and, while work remains, the time left at that rate."""
+    start = clock()
+    last = [start]
 
     def progress(done: int, total: int) -> None:
-        t = time.monotonic()
+        t = clock()
         if done >= total or t - last[0] >= every_s:
             last[0] = t
             pct = 100.0 * done / total if total else 100.0
-            report(f"{label}: {done}/{total} ({pct:.0f}%)")
+            msg = f"{label}: {done}/{total} ({pct:.0f}%)"
+            elapsed = t - start
+            if done > 0 and elapsed > 0:
+                rate = done / elapsed
+                msg += f", {rate:.1f}/s"
+                if done < total:
+                    msg += f", about {_duration((total - done) / rate)} left"
+            report(msg)
 
     return progress
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min``, ``1 h 05 min``: a remaining time for a log line."""
+    s = max(0, round(seconds))
+    if s < 90:
+        return f"{s} s"
+    m = round(s / 60)
+    return f"{m} min" if m < 60 else f"{m // 60} h {m % 60:02d} min"
