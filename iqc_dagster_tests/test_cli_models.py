@@ -49,6 +49,10 @@ def test_check_reports_the_model_or_why_not(tiny_model, capsys):
     assert main(["models", "check", "--clip-model", str(tiny_model), "--load"]) == 0
     out = capsys.readouterr().out
     assert "tinyclip@" in out and "centre crop 32x32" in out and "embedding dimension 16" in out
+    assert main(["models", "check", "--clip-model", str(tiny_model), "--load", "--clip-precision", "bf16"]) == 0
+    assert "on cpu (bf16)" in capsys.readouterr().out
+    assert main(["models", "check", "--clip-model", str(tiny_model), "--load", "--clip-precision", "fp32"]) == 0
+    assert "on cpu (fp32)" in capsys.readouterr().out
 
 
 def test_rank_with_a_model_folder_fills_the_aesthetic_column(tiny_model, photo_root, tmp_path, capsys):

@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     c.add_argument("--clip-model", metavar="ID_OR_DIR",
                    help=f"model to check (default: ${clipcore.ENV_MODEL} or {clipcore.DEFAULT_MODEL})")
     c.add_argument("--load", action="store_true", help="also load the model and embed one test image")
+    c.add_argument("--clip-precision", choices=clipcore.PRECISIONS,
+                   help=f"with --load: image-tower arithmetic (default: ${clipcore.ENV_PRECISION} or auto)")
     c.set_defaults(func=check)
 
 
@@ -59,6 +61,8 @@ def check(args) -> int:
         raise CLIError(str(exc)) from None
     if args.clip_model:
         settings = dataclasses.replace(settings, model=args.clip_model)
+    if args.clip_precision:
+        settings = dataclasses.replace(settings, precision=args.clip_precision)
     source = clipcore.resolve_model(settings)
     print(source.message())
     print(f"(decided in {source.seconds * 1000:.0f} ms)")
