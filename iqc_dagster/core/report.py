@@ -161,8 +161,14 @@ def montage_png(rows: pd.DataFrame, title: str, thumbs: dict, columns: int = MON
     k = len(rows)
     cols = max(1, min(columns, k))
     nrows = max(1, math.ceil(k / cols))
-    fig = _figure(3.2 * cols, 3.9 * nrows + 0.4, layout="constrained")
-    fig.suptitle(title, fontsize=12, parse_math=False)
+    height = 3.9 * nrows + 0.4
+    fig = _figure(3.2 * cols, height)
+    # Fixed margins (inches) rather than a constrained layout, which draws the page twice: room for the
+    # title, a two-line caption above each thumbnail and up to three lines of reasons below it.
+    side = 0.1 / (3.2 * cols)
+    fig.subplots_adjust(left=side, right=1 - side, top=1 - 0.85 / height, bottom=0.55 / height,
+                        wspace=0.06, hspace=0.95 / (3.9 - 0.95))
+    fig.suptitle(title, fontsize=12, parse_math=False, y=1 - 0.1 / height, va="top")
     if k == 0:
         ax = fig.add_subplot(1, 1, 1)
         ax.axis("off")
