@@ -30,8 +30,15 @@ def test_bench_reports_the_decode_floor_the_scenarios_and_an_unchanged_rerun(tmp
         assert im.size == (4000, 3000) and im.format == "JPEG"
 
 
-def test_decode_floor_times_the_pipelines_own_decode(tmp_path):
+def test_decode_floor_times_the_pipelines_own_decode(tmp_path, monkeypatch):
+    from iqc_dagster.core import imaging
+
     perf.make_album(tmp_path / "a", 2, seed=3, width=800, height=600)
+    calls = []
+    real = imaging.decode
+    monkeypatch.setattr(imaging, "decode", lambda p, *a, **k: calls.append(p.name) or real(p, *a, **k))
     floor = perf.decode_floor(tmp_path / "a", workers=2, single_sample=2)
     assert floor["n_photos"] == 2 and floor["workers"] == 2
     assert floor["photos_per_s"] > 0 and floor["wall_s"] > 0
+    # one warm-up, the one-thread sample, then every photo once in the pool
+    assert sorted(calls) == sorted(["IMG_00000.jpg"] * 3 + ["IMG_00001.jpg"] * 2)

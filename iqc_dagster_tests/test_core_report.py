@@ -126,3 +126,10 @@ def test_evaluate_end_to_end(tmp_path, album):
     assert m["n_ranked"] == 7 and m["n_unreadable"] == 1
     assert m["duplicate_fraction"] == pytest.approx(1 / 7)
     assert result.report.index == tmp_path / "out" / "reports" / "album" / "index.html"
+
+
+def test_long_file_names_are_cut_in_the_middle_not_lost():
+    name = "PXL_20240612_183412345_with_a_very_long_name_0042.MP.jpg"
+    short = report.short_name(name)
+    assert len(short) == 40 and short.startswith("PXL_2024") and short.endswith("0042.MP.jpg") and "…" in short
+    assert report.short_name("IMG_0001.jpg") == "IMG_0001.jpg"

@@ -71,3 +71,30 @@ def test_schema_is_stamped_and_a_stamped_database_is_not_rebuilt(tmp_path):
         tables = {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "rankings" in tables
         assert conn.execute("SELECT id FROM iqc_schema").fetchall() == [(store.SCHEMA_ID,)]
+
+
+def test_two_connections_creating_the_schema_at_once_both_succeed(tmp_path):
+    import threading
+
+    import duckdb
+
+    path = str(tmp_path / "race.duckdb")
+    conns = [duckdb.connect(path) for _ in range(2)]
+    errors, barrier = [], threading.Barrier(2)
+
+    def make(conn):
+        barrier.wait()
+        try:
+            store.ensure_schema(conn)
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever escaped
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert conns[0].execute("SELECT id FROM iqc_schema").fetchall() == [(store.SCHEMA_ID,)]
+    for c in conns:
+        c.close()

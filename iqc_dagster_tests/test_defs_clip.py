@@ -147,6 +147,26 @@ def test_model_folder_that_fails_to_load_is_reported_as_skipped(settings, tiny_m
     assert "skipped" in _md(result, "ranked_photos")["notes"]
 
 
+def test_a_model_that_fails_to_load_is_reported_even_when_no_photo_could_be_embedded(settings, tiny_model,
+                                                                                    tmp_path, photo_root):
+    """The model loads in the background and is first needed by a decoded photo; with none decodable,
+    its failure must still reach the metadata."""
+    broken = tmp_path / "broken-clip"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    album = photo_root / "cut"
+    album.mkdir()
+    full = (photo_root / "travel" / "coffee.jpg").read_bytes()
+    (album / "cut.jpg").write_bytes(full[: len(full) // 2])  # the header reads, the pixels do not
+    s = _with_clip(settings, model=str(broken))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize_album("cut", s, instance=instance)
+    assert result.success
+    md = _md(result, "clip_embeddings")
+    assert md["status"] == "skipped" and "cannot load CLIP model" in md["message"]
+    assert md["n_embedded"] == 0
+
+
 def test_turning_clip_off_removes_the_aesthetic_score_but_keeps_embeddings(settings, tiny_model):
     with dg.DagsterInstance.ephemeral() as instance:
         materialize_album("travel", _with_clip(settings, model=str(tiny_model)), instance=instance)

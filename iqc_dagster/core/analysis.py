@@ -59,7 +59,7 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def _opencv_threads(n: int | None):
+def opencv_threads(n: int | None):
     """Limit OpenCV's own thread pool to ``n`` threads for the duration (None: leave it alone).
 
     The photos are already spread over one worker per core; OpenCV parallelising each resize and cascade
@@ -130,7 +130,7 @@ def analyze(tasks: Iterable[PhotoTask], *, batch_size: int = 64, workers: int | 
     chunks = [tasks[i:i + batch_size] for i in range(0, total, batch_size)]
     done = 0
     workers = workers or default_workers()
-    with _opencv_threads(1 if workers > 1 else None), \
+    with opencv_threads(1 if workers > 1 else None), \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iqc-decode") as pool:
         def submit(chunk):
             return [pool.submit(_work, t, clip_prepare) for t in chunk]

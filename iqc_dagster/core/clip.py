@@ -65,7 +65,7 @@ ENV_NEGATIVE = "IQC_CLIP_NEGATIVE"
 ENV_DOWNLOAD = "IQC_CLIP_DOWNLOAD"  # "1": a run may download a model missing from the cache
 ENV_PRECISION = "IQC_CLIP_PRECISION"  # auto | fp32 | bf16
 #: "auto": bfloat16 image inference on CPUs with AMX (Intel Sapphire Rapids and later), where it runs the
-#: ViT-B/32 image tower 2-3x faster than float32 (20 -> 40-59 images/s on 2 cores) and the embeddings agree
+#: ViT-B/32 image tower about 2x faster than float32 (20 -> 41 images/s on 2 cores) and the embeddings agree
 #: to cosine 0.99999; float32 everywhere else (on other CPUs bfloat16 is emulated and slower).
 PRECISIONS = ("auto", "fp32", "bf16")
 PROMPT_SEPARATOR = "|"
@@ -619,7 +619,7 @@ def _pooled(out):
     return out if hasattr(out, "dim") else out.pooler_output
 
 
-_LOADED: dict[tuple[str, str], LoadedClip] = {}
+_LOADED: dict[tuple[str, str, str], LoadedClip] = {}
 _LOAD_LOCK = threading.Lock()
 
 

@@ -85,7 +85,7 @@ def decode_floor(folder: str | os.PathLike, *, workers: int | None = None, singl
     for p in sample:
         imaging.decode(p)
     one = (time.perf_counter() - t0) / len(sample)
-    with analysis._opencv_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
+    with analysis.opencv_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
         t0 = time.perf_counter()
         for _ in pool.map(imaging.decode, paths):
             pass

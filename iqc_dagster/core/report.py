@@ -36,6 +36,7 @@ import pandas as pd
 
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.core import imaging
+from iqc_dagster.core.analysis import opencv_threads
 from iqc_dagster.core import metrics as metrics_mod
 from iqc_dagster.core import reasons as reasons_mod
 
@@ -152,6 +153,16 @@ def thumbnail(path, side: int = THUMB_SIDE) -> np.ndarray | None:
         return None
 
 
+def short_name(name: str, width: int = 40) -> str:
+    """``name`` cut in the middle to at most ``width`` characters, keeping its start and its end (the
+    extension and the camera's frame number), e.g. ``PXL_20240612_18…_0042.MP.jpg``."""
+    name = " ".join(name.split())
+    if len(name) <= width:
+        return name
+    tail = (width - 1) // 2
+    return name[:width - 1 - tail] + "…" + name[-tail:]
+
+
 def _placeholder(side: int = THUMB_SIDE) -> np.ndarray:
     return np.full((side * 3 // 4, side, 3), _PLACEHOLDER_GREY, dtype=np.uint8)
 
@@ -184,7 +195,7 @@ def montage_png(rows: pd.DataFrame, title: str, thumbs: dict, columns: int = MON
         ax.set_yticks([])
         score = pd.to_numeric(pd.Series([row.get("final_score")]), errors="coerce").iloc[0]
         head = f"#{row.get('rank')}  {score:.3f}" if pd.notna(score) else f"#{row.get('rank')}  n/a"
-        name = textwrap.shorten(str(row.get("file", "")), width=40, placeholder="…")
+        name = short_name(str(row.get("file", "")))
         why = row.get(reasons_mod.REASONS_COLUMN)
         why = "" if why is None or (isinstance(why, float) and math.isnan(why)) else str(why)
         why = why.replace("+ ", "+\u00a0").replace("- ", "-\u00a0")  # keep each sign with its words
@@ -354,7 +365,8 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
 
     paths = pd.concat([top, bottom])["path"] if "path" in df.columns else pd.Series([], dtype=object)
     unique = list(dict.fromkeys(paths.tolist()))
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:  # decoding frees the GIL
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with opencv_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:  # decoding frees the GIL
         thumbs = dict(zip(unique, pool.map(thumbnail, unique)))
     top_png = write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
     bottom_png = write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))

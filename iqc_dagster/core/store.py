@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 
 import duckdb
@@ -98,17 +99,26 @@ SCHEMA_ID = hashlib.blake2b("\n".join(SCHEMA).encode(), digest_size=8).hexdigest
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create every table (idempotent). A database already stamped with :data:`SCHEMA_ID` is left as it
     is after one small query: each step opens short connections, and the full DDL cost 18 ms a time."""
-    try:
-        if conn.execute("SELECT id FROM iqc_schema").fetchall() == [(SCHEMA_ID,)]:
+    for attempt in range(5):
+        try:
+            if conn.execute("SELECT id FROM iqc_schema").fetchall() == [(SCHEMA_ID,)]:
+                return
+        except duckdb.CatalogException:  # a new database, or one made before the stamp existed
+            pass
+        try:
+            with transaction(conn):
+                for stmt in SCHEMA:
+                    conn.execute(stmt)
+                conn.execute("CREATE TABLE IF NOT EXISTS iqc_schema (id VARCHAR)")
+                conn.execute("DELETE FROM iqc_schema")
+                conn.execute("INSERT INTO iqc_schema VALUES (?)", [SCHEMA_ID])
             return
-    except duckdb.CatalogException:  # a new database, or one made before the stamp existed
-        pass
-    with transaction(conn):
-        for stmt in SCHEMA:
-            conn.execute(stmt)
-        conn.execute("CREATE TABLE IF NOT EXISTS iqc_schema (id VARCHAR)")
-        conn.execute("DELETE FROM iqc_schema")
-        conn.execute("INSERT INTO iqc_schema VALUES (?)", [SCHEMA_ID])
+        except duckdb.TransactionException:
+            # another connection of this process is creating the schema right now: look again once it
+            # has committed
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def now() -> dt.datetime:

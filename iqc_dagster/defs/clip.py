@@ -152,12 +152,13 @@ class ClipPass:
             store.write_embeddings(conn, self.source.model_id, hashes, emb)
 
     def metadata(self, n_photos: int, unreadable_hashes: set[str]) -> dict:
+        self._wait_loaded()  # no batch may have needed the model (every photo unreadable): still report a bad one
         md = _status_metadata(self.source)
         failed = {h: r for h, r in self.failed.items()} | {h: "unreadable" for h in unreadable_hashes & self.todo}
         md.update(n_photos=n_photos, n_embedded=self.n_embedded, n_cached=self.n_cached, n_failed=len(failed))
         if self.loaded is not None:
-            md.update(device=self.loaded.device, precision=self.loaded.precision, batch_size=self.clip.batch_size, dim=self.loaded.dim,
-                      load_seconds=round(self.loaded.load_seconds, 2),
+            md.update(device=self.loaded.device, precision=self.loaded.precision,
+                      batch_size=self.clip.batch_size, dim=self.loaded.dim, load_seconds=round(self.loaded.load_seconds, 2),
                       embed_seconds=round(self.embed_seconds, 2),
                       images_per_second=round(self.n_embedded / self.embed_seconds, 1)
                       if self.embed_seconds > 0 else 0.0)
