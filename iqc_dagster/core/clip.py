@@ -452,6 +452,11 @@ def _unavailable(requested: str, reason: str, t0: float, fix: str | None = None)
                        seconds=time.monotonic() - t0)
 
 
+def load_failed(source: ModelSource, exc: BaseException) -> ModelSource:
+    """``source`` after its model failed to load (:class:`ClipLoadError`): unavailable, with the reason."""
+    return ModelSource("unavailable", source.requested, reason=str(exc), fix=FIX_HINT.format(model=DEFAULT_MODEL))
+
+
 def looks_like_path(model: str) -> bool:
     """True for what can only be a folder (``./m``, ``/m``, ``~/m``, ``a/b/c``); ``org/name`` is a hub id."""
     return model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or ":" in model

@@ -36,7 +36,7 @@ import pandas as pd
 
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.core import imaging
-from iqc_dagster.core.analysis import opencv_threads
+from iqc_dagster.core.analysis import default_workers, opencv_threads
 from iqc_dagster.core import metrics as metrics_mod
 from iqc_dagster.core import reasons as reasons_mod
 
@@ -365,8 +365,8 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
 
     paths = pd.concat([top, bottom])["path"] if "path" in df.columns else pd.Series([], dtype=object)
     unique = list(dict.fromkeys(paths.tolist()))
-    workers = max(1, min(4, os.cpu_count() or 1))
-    with opencv_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:  # decoding frees the GIL
+    workers = default_workers()
+    with opencv_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
         thumbs = dict(zip(unique, pool.map(thumbnail, unique)))
     top_png = write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
     bottom_png = write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))

@@ -111,8 +111,7 @@ class ClipPass:
             try:
                 self.loaded = fut.result()
             except clipcore.ClipLoadError as exc:
-                self.source = clipcore.ModelSource("unavailable", self.source.requested, reason=str(exc),
-                                                   fix=clipcore.FIX_HINT.format(model=clipcore.DEFAULT_MODEL))
+                self.source = clipcore.load_failed(self.source, exc)
                 self.context.log.warning(self.source.message())
                 self.todo = set()
                 return False
@@ -158,7 +157,8 @@ class ClipPass:
         md.update(n_photos=n_photos, n_embedded=self.n_embedded, n_cached=self.n_cached, n_failed=len(failed))
         if self.loaded is not None:
             md.update(device=self.loaded.device, precision=self.loaded.precision,
-                      batch_size=self.clip.batch_size, dim=self.loaded.dim, load_seconds=round(self.loaded.load_seconds, 2),
+                      batch_size=self.clip.batch_size, dim=self.loaded.dim,
+                      load_seconds=round(self.loaded.load_seconds, 2),
                       embed_seconds=round(self.embed_seconds, 2),
                       images_per_second=round(self.n_embedded / self.embed_seconds, 1)
                       if self.embed_seconds > 0 else 0.0)
@@ -194,8 +194,7 @@ def aesthetic_scores(context: dg.AssetExecutionContext, clip: ClipResource,
             try:
                 loaded = clip.load(source)
             except clipcore.ClipLoadError as exc:
-                source = clipcore.ModelSource("unavailable", source.requested, reason=str(exc),
-                                              fix=clipcore.FIX_HINT.format(model=clipcore.DEFAULT_MODEL))
+                source = clipcore.load_failed(source, exc)
             else:
                 vecs = loaded.embed_texts(missing_prompts) if missing_prompts else np.zeros((0, loaded.dim))
                 n_text_encoded = len(missing_prompts)
