@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from iqc_dagster.core.config import Settings
+from iqc_dagster_tests.tiny_clip import build_tiny_clip
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "albums"
 
@@ -49,3 +50,9 @@ def photo_root(tmp_path) -> Path:
 def settings(tmp_path, photo_root) -> Settings:
     return Settings(photo_root=str(photo_root), db_path=str(tmp_path / "iqc.duckdb"),
                     output_dir=str(tmp_path / "output"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random CLIP saved like a real one (tiny_clip.py), built once per test process."""
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")

@@ -9,12 +9,7 @@ import pandas as pd
 import pytest
 
 from iqc_dagster.cli import main
-from iqc_dagster_tests.tiny_clip import build_tiny_clip, isolate_clip_env
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")
+from iqc_dagster_tests.tiny_clip import isolate_clip_env
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,6 @@ from iqc_dagster_tests.conftest import real_photo, save_jpeg
 from iqc_dagster_tests.tiny_clip import CROP, PROJECTION_DIM, build_tiny_clip, isolate_clip_env
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")
-
-
 @pytest.fixture(autouse=True)
 def empty_hf_cache(tmp_path, monkeypatch):
     """Every test sees an empty Hugging Face cache and no IQC_CLIP_* settings, whatever this machine has."""

@@ -15,12 +15,7 @@ import pytest
 from iqc_dagster.core import fusion, imaging, store
 from iqc_dagster.core.clip import ClipSettings
 from iqc_dagster.defs.runner import materialize_album
-from iqc_dagster_tests.tiny_clip import PROJECTION_DIM, build_tiny_clip, isolate_clip_env
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")
+from iqc_dagster_tests.tiny_clip import PROJECTION_DIM, isolate_clip_env
 
 
 @pytest.fixture(autouse=True)
