@@ -56,3 +56,21 @@ def settings(tmp_path, photo_root) -> Settings:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random CLIP saved like a real one (tiny_clip.py), built once per test process."""
     return build_tiny_clip(tmp_path_factory.mktemp("models") / "tinyclip")
+
+
+def large_photo(name: str) -> np.ndarray:
+    """A real camera-sized photograph from Debian's lomiri-wallpapers-16.04/-20.04 (a benchmark reference).
+
+    .ci/run installs the packages, so in CI a missing photo is a failure; elsewhere the test is skipped
+    with the command that installs them.
+    """
+    import os
+
+    from iqc_dagster.core import benchmark
+
+    try:
+        return benchmark.load_reference(name)
+    except benchmark.BenchmarkUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -136,7 +136,8 @@ def test_jpeg_blocky_copy_ranks_below_clean(astronaut, coffee):
         blocky = degrade.jpeg(img, 3)
         b_clean = measures(img)["blockiness"]["jpeg_blockiness"]
         b_blocky = measures(blocky)["blockiness"]["jpeg_blockiness"]
-        assert b_clean < 0.04 < 0.1 < b_blocky
+        # relative excess of the steps across the 8 px grid (e = 8 H / (1 - H); H 0.04 / 0.10 -> 0.33 / 0.89)
+        assert b_clean < 0.33 < 0.89 < b_blocky
         assert scores(blocky)["blockiness_norm"] < scores(img)["blockiness_norm"]
         f = final({"clean": img, "q30": degrade.jpeg(img, 1), "q6": blocky})
         assert f["clean"] > f["q30"] > f["q6"]
@@ -145,7 +146,7 @@ def test_jpeg_blocky_copy_ranks_below_clean(astronaut, coffee):
 def test_blockiness_is_not_fooled_by_a_2x_upscale(coffee):
     small = coffee[::2, ::2]
     up = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)  # nearest-neighbour 2x: strong 2-px periodicity
-    assert measures(up)["blockiness"]["jpeg_blockiness"] < 0.04
+    assert measures(up)["blockiness"]["jpeg_blockiness"] < 0.33
 
 
 def test_bokeh_subject_is_not_below_a_uniformly_soft_copy(astronaut, coffee):

@@ -22,11 +22,13 @@ def test_decode_applies_exif_orientation(tmp_path):
     assert info.orientation == 6 and (info.width, info.height) == sideways.shape[1::-1]
 
 
-def test_decode_large_jpeg_uses_reduced_size(tmp_path):
+def test_decode_large_jpeg_uses_dct_scaling_and_never_enlarges(tmp_path):
     big = np.tile(real_photo("coffee"), (6, 6, 1))[:2400, :3600]
     p = save_jpeg(big, tmp_path / "big.jpg")
     d = imaging.decode(p)
-    assert max(d.rgb.shape[:2]) == imaging.MAX_SIDE
+    # 1/4 DCT scale (900 px >= FINE_MIN_SIDE), and the view is that image as it is: no upsampling to 1024
+    assert d.reduction == 4 and d.fine.shape[:2] == (600, 900)
+    assert d.rgb.shape[:2] == (600, 900)
     assert (d.source_width, d.source_height) == (3600, 2400)
     assert d.rgb.dtype == np.uint8 and d.rgb.shape[2] == 3
 

@@ -15,7 +15,8 @@ from iqc_dagster.defs.resources import IQCSettings
 pytest.importorskip("skimage")
 pytest.importorskip("sklearn")
 
-TINY = {"references": ["chelsea"], "distortions": ["jpeg", "gaussian_noise"], "levels": [3], "workers": 1}
+TINY = {"references": ["chelsea"], "sizes": [640], "distortions": ["jpeg", "gaussian_noise"], "levels": [3],
+        "workers": 1}
 
 
 def _materialize(tmp_path, config):
@@ -38,8 +39,9 @@ def test_asset_writes_table_and_plot_with_metadata(tmp_path):
     table = pd.read_csv(out / "ranking_quality.csv").set_index("metric")
     assert table.loc["pairwise_all", "iqc:all"] == md["iqc/all/pairwise_all"]
     assert md["iqc/all/pairwise_all"] > md["seed/all/pairwise_all"]  # the seed ranks the noisy copy first
-    assert md["n_images"] == 1 + 2 + 2 and md["references"] == "chelsea"
-    assert "pairwise_jpeg" in md["table"]
+    assert md["n_images"] == 1 + 2 + 2 + 2 and md["references"] == "chelsea"
+    assert "pairwise_jpeg" in md["table"] and "640" in md["by_size"]
+    assert pd.read_csv(out / "ranking_quality_by_size.csv")["size"].tolist() == [640, 640]
 
 
 def test_asset_fails_with_a_clear_message_on_an_unknown_reference(tmp_path):
@@ -63,12 +65,14 @@ def _iqc(*args):
 
 
 def test_cli_prints_json_and_writes_files(tmp_path):
-    r = _iqc("benchmark", "--references", "chelsea", "--distortions", "jpeg", "--json",
-             "--output-dir", str(tmp_path))
+    r = _iqc("benchmark", "--references", "chelsea", "--sizes", "640", "--distortions", "jpeg", "--json",
+             "--output-dir", str(tmp_path), "--work-dir", str(tmp_path / "work"))
     assert r.returncode == 0, r.stderr
     payload = json.loads(r.stdout)
     assert payload["references"] == ["chelsea"]
     assert 0.0 <= payload["metrics"]["iqc:all"]["pairwise_jpeg"] <= 1.0
+    assert payload["by_size"][0]["size"] == 640
+    assert (tmp_path / "work" / "rq2" / "640px" / "chelsea__jpeg3.jpg").exists()  # kept for the next run
     assert (tmp_path / "benchmark" / "ranking_quality.csv").exists()
 
 

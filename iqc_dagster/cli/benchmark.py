@@ -13,13 +13,21 @@ from iqc_dagster.core.config import ENV_OUTPUT_DIR, Settings
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "benchmark", help="measure how well the scores rank real photos above degraded copies",
-        description="Score real reference photos (scikit-image, scikit-learn, matplotlib) and graded "
-                    "distorted copies with the product's scores (CLIP off) and with the seed method; print "
-                    "pairwise accuracy, monotonicity, bokeh and precision@K, and write the table, the "
-                    "per-image scores and a plot to OUTPUT_DIR/benchmark/. Needs the dev extra.")
+        description="Write real reference photos (scikit-image, scikit-learn, matplotlib; camera-sized ones "
+                    "from Debian's lomiri-wallpapers) and graded distorted copies as JPEG files at several "
+                    "sizes, rank each size's album through the same path as `iqc rank` (CLIP off) and with "
+                    "the seed method; print pairwise accuracy, monotonicity, bokeh, harmless re-saves and "
+                    "precision@K overall and per size, and write the tables, the per-image scores and a plot "
+                    "to OUTPUT_DIR/benchmark/. Needs the dev extra and lomiri-wallpapers-16.04/-20.04.")
     p.add_argument("--references", nargs="+", metavar="NAME",
-                   help="reference photos to use (default: the 15 calibration and held-out ones); an unknown "
+                   help="reference photos to use (default: the calibration and held-out ones); an unknown "
                         "name lists the known ones")
+    p.add_argument("--sizes", nargs="+", type=int, metavar="PX",
+                   help="long sides of the photo files (default: 640 1024 1600 2048 3000 4000 6000); a "
+                        "reference is used at a size it reaches with at most 2x enlargement")
+    p.add_argument("--work-dir",
+                   help="keep the generated photo files here and reuse them next time (default: a temporary "
+                        "folder, removed; the full set is about 3 GB)")
     p.add_argument("--distortions", nargs="+", metavar="NAME",
                    help="graded distortions to apply (default: all seven)")
     p.add_argument("--output-dir",
@@ -40,11 +48,15 @@ def run(args) -> int:
     if bad:
         known = ", ".join(benchmark.degrade.DISTORTIONS)
         raise CLIError(f"unknown distortion(s) {', '.join(bad)}; known: {known}")
+    sizes = args.sizes or list(benchmark.SIZES)
+    if any(s < 16 or s > 20000 for s in sizes):
+        raise CLIError("--sizes: long sides between 16 and 20000 px")
     if not args.json:
-        print(f"benchmark: {len(refs)} reference(s), scoring every copy (this takes a while)...",
-              file=sys.stderr)
+        print(f"benchmark: {len(refs)} reference(s) at {len(sizes)} size(s), scoring every copy "
+              f"(the full set takes about 15 min on 2 cores)...", file=sys.stderr)
     try:
-        result = benchmark.run_benchmark(refs, distortions=args.distortions)
+        result = benchmark.run_benchmark(refs, sizes=sizes, distortions=args.distortions, work_dir=args.work_dir,
+                                         progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
     except benchmark.BenchmarkUnavailable as exc:
         raise CLIError(str(exc)) from None
     paths = {}
@@ -56,11 +68,14 @@ def run(args) -> int:
         payload = {"references": result.references,
                    "metrics": {c: {k: (None if v != v else round(float(v), 4)) for k, v in table[c].items()}
                                for c in table.columns},
+                   "by_size": json.loads(result.by_size.round(4).to_json(orient="records")),
                    "files": {k: str(v.resolve()) for k, v in paths.items()}}
         print(json.dumps(payload, indent=2))
         return 0
     print(benchmark.format_table(result.table))
+    print("\nper size (iqc):")
+    print(benchmark.format_size_table(result.by_size))
     if paths:
-        print(f"\ntable: {paths['table'].resolve()}\nimages: {paths['images'].resolve()}\n"
-              f"plot: {paths['plot'].resolve()}")
+        print(f"\ntable: {paths['table'].resolve()}\nby size: {paths['by_size'].resolve()}\n"
+              f"images: {paths['images'].resolve()}\nplot: {paths['plot'].resolve()}")
     return 0

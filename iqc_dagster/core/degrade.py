@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 
 LEVELS = (1, 2, 3)
+#: Distortions that take a ``seed`` (random noise patterns).
+SEEDED = frozenset({"gaussian_noise", "camera_noise"})
 
 
 def _clip(a) -> np.ndarray:
@@ -39,14 +41,59 @@ def motion_blur(img: np.ndarray, level: int = 2, angle_deg: float = 30.0) -> np.
     return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
 
 
+def _normal(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 def gaussian_noise(img: np.ndarray, level: int = 2, seed: int = 0) -> np.ndarray:
+    """White Gaussian noise of the same sigma (8, 16, 30 grey levels) on every pixel and channel."""
     sigma = {1: 8.0, 2: 16.0, 3: 30.0}[level]
+    n = _normal(np.random.default_rng(seed), img.shape)
+    n *= sigma
+    n += img
+    return _clip(n)
+
+
+def _correlated(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray:
+    """Unit-variance noise, spatially correlated by a Gaussian of ``sigma_px`` pixels."""
+    n = _normal(rng, shape)
+    if sigma_px > 0:
+        n = cv2.GaussianBlur(n, (0, 0), sigmaX=sigma_px)
+        n /= max(1e-6, float(n.std()))
+    return n
+
+
+#: Camera-like noise levels: variance ``gain * signal + read`` (8-bit levels), as ISO ~800 / 3200 / 12800
+#: on a small sensor after the camera's processing. Sigma at mid-grey: 5.8, 10.4, 18.3 grey levels.
+CAMERA_NOISE = {1: (0.25, 2.0), 2: (0.8, 6.0), 3: (2.5, 16.0)}
+LUMA_CORRELATION_PX = 0.7  # demosaicing and mild noise reduction correlate neighbouring pixels
+CHROMA_CORRELATION_PX = 1.5  # chroma is subsampled and smoothed more: coarser colour blotches
+CHROMA_SHARE = 0.6  # chroma noise amplitude relative to the luma noise
+
+
+def camera_noise(img: np.ndarray, level: int = 2, seed: int = 0) -> np.ndarray:
+    """Signal-dependent (Poisson-Gaussian) luma and chroma noise, spatially correlated as demosaicing and
+    in-camera noise reduction leave it (Foi et al., "Practical Poissonian-Gaussian noise modeling and
+    fitting for single-image raw-data", IEEE TIP 17(10), 2008, for the variance model)."""
+    gain, read = CAMERA_NOISE[level]
     rng = np.random.default_rng(seed)
-    return _clip(img.astype(np.float32) + rng.normal(0.0, sigma, img.shape).astype(np.float32))
+    x = img.astype(np.float32)
+    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    sd = np.sqrt(gain * luma + read)
+    h, w = img.shape[:2]
+    out = x
+    out += (sd * _correlated(rng, (h, w), LUMA_CORRELATION_PX))[..., None]
+    for c, sign in ((0, 1.0), (2, -1.0)):  # red-green and blue-yellow blotches
+        out[..., c] += sign * CHROMA_SHARE * sd * _correlated(rng, (h, w), CHROMA_CORRELATION_PX)
+    return _clip(out)
+
+
+#: JPEG quality of each level: a heavy web re-compression, a messaging app at its worst, broken.
+JPEG_QUALITY = {1: 40, 2: 20, 3: 10}
 
 
 def jpeg(img: np.ndarray, level: int = 2) -> np.ndarray:
-    quality = {1: 30, 2: 15, 3: 6}[level]
+    quality = JPEG_QUALITY[level]
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
@@ -101,6 +148,7 @@ DISTORTIONS = {
     "gaussian_blur": gaussian_blur,
     "motion_blur": motion_blur,
     "gaussian_noise": gaussian_noise,
+    "camera_noise": camera_noise,
     "jpeg": jpeg,
     "underexpose": underexpose,
     "overexpose": overexpose,

@@ -1,12 +1,21 @@
-"""Decode a photo once, upright and at a reduced size, and describe files without decoding them.
+"""Decode a photo once, upright and at a known reduced scale, and describe files without decoding them.
 
 Everything that looks at pixels (technical features, face detection, CLIP preprocessing) receives the
-same :class:`Decoded` object, so each photo is read from disk and decoded exactly once per run.
+same :class:`Decoded` object, so each photo is read from disk and decoded exactly once per run. It holds
+two images, and nothing in either is ever interpolated *upwards*:
 
-* JPEGs are decoded in *draft mode*: libjpeg's DCT scaling returns the image at 1/2, 1/4 or 1/8 of its
-  size directly, which is several times faster than a full decode followed by a resize.
-* EXIF orientation is applied, so a photo taken in portrait is scored upright.
-* The long side is then reduced to at most ``MAX_SIDE`` pixels, the resolution every feature works at.
+* ``fine``: the photo reduced by an integer factor ``reduction`` (1, 2 or 4) and nothing else. JPEGs are
+  decoded in *draft mode*: libjpeg's DCT scaling returns 1/2 or 1/4 of the size directly, several times
+  faster than a full decode; other formats are decoded in full and box-averaged over ``reduction`` x
+  ``reduction`` pixels. Both keep pixel statistics intact: white noise stays white (its sigma divided by
+  the factor) and the JPEG block grid stays a grid of ``8 / reduction`` pixels. The factor is the
+  largest that keeps the long side at least ``FINE_MIN_SIDE``. Noise and JPEG blocking are read here.
+* ``rgb``: the view image, ``fine`` area-reduced to a long side of at most ``MAX_SIDE`` (never enlarged:
+  a 800 px photo stays 800 px). Exposure, colour, faces, CLIP and the perceptual hashes read it, and
+  :meth:`Decoded.gray_at` makes the fixed viewing sizes that detail is compared at (area reduction of
+  ``fine``, again never enlarged).
+
+EXIF orientation is applied to both, so a photo taken in portrait is scored upright.
 
 No Dagster import here: this module is plain Python and unit-tested directly.
 """
@@ -14,7 +23,6 @@ No Dagster import here: this module is plain Python and unit-tested directly.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -26,14 +34,16 @@ import numpy as np
 import xxhash
 from PIL import Image, UnidentifiedImageError
 
-#: Long side, in pixels, of the image that every feature sees.
+#: Long side, in pixels, of the view image at most (never enlarged to it).
 MAX_SIDE = 1024
+#: The fine image is the source reduced by the largest factor in (1, 2, 4) that keeps its long side at
+#: least this: a 4000 x 3000 JPEG decodes at 1/4 scale (1000 x 750), a 1600 px one at 1/2 (800 px), a
+#: 1400 px one in full. 1/8 is never used: it would shrink a JPEG block to one pixel, leaving no grid to
+#: measure.
+FINE_MIN_SIDE = 768
+MAX_REDUCTION = 4
 #: Changing how pixels are decoded changes every feature: this string is part of each feature version.
-#: JPEG draft decoding may stop at a DCT scale whose long side is down to this share of ``MAX_SIDE``
-#: (a 4000 x 3000 photo decodes at 1/4 scale, 1000 x 750, instead of 1/2 scale and a resize): decoding
-#: a 12-megapixel JPEG then costs about a quarter as much. Features are calibrated on this resolution.
-DRAFT_MIN_FRACTION = 0.75
-DECODE_VERSION = f"decode4-{MAX_SIDE}"
+DECODE_VERSION = f"decode5-{MAX_SIDE}-{FINE_MIN_SIDE}x{MAX_REDUCTION}"
 
 #: File extensions treated as photos (lower case). Anything else in an album folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -83,35 +93,57 @@ class PhotoInfo:
 
 @dataclass
 class Decoded:
-    """The pixels of one photo, upright, long side at most ``MAX_SIDE``; shared by every feature."""
+    """The pixels of one photo, upright, shared by every feature (see the module docstring).
 
-    rgb: np.ndarray  # H x W x 3, uint8, upright
+    ``rgb`` is the view image (long side at most ``MAX_SIDE``); ``fine`` the source reduced by the
+    integer ``reduction`` only (defaults to ``rgb`` with ``reduction`` 1, for images built in memory).
+    """
+
+    rgb: np.ndarray  # H x W x 3, uint8, upright: the view image
     source_width: int  # upright size of the original file, before any reduction
     source_height: int
+    fine: np.ndarray | None = None  # h x w x 3, uint8, upright: no interpolation, ``reduction`` x smaller
+    reduction: int = 1  # source pixels per fine pixel, along each axis (DCT scale or box size)
+    jpeg_quality: float = float("nan")  # IJG-equivalent quality of the file's luma table (JPEG only)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.fine is None:
+            self.fine = self.rgb
+
+    @property
+    def source_long_side(self) -> int:
+        return max(self.source_width, self.source_height)
+
+    @property
+    def fine_long_side(self) -> int:
+        return max(self.fine.shape[:2])
 
     @cached_property
     def gray(self) -> np.ndarray:
-        """Luma (ITU-R 601) as uint8, H x W."""
-        import cv2
-
+        """Luma (ITU-R 601) of the view image as uint8, H x W."""
         return cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)
 
-    def gray_at(self, long_side: int) -> np.ndarray:
-        """The grey image resized (area interpolation) so its long side is ``long_side``; cached."""
-        import cv2
+    @cached_property
+    def fine_gray(self) -> np.ndarray:
+        """Luma of the fine image: pixels no interpolation has touched (noise, JPEG blocking)."""
+        return self.gray if self.fine is self.rgb else cv2.cvtColor(self.fine, cv2.COLOR_RGB2GRAY)
 
+    def gray_at(self, long_side: int) -> np.ndarray:
+        """The grey image area-reduced from ``fine`` to a long side of ``long_side``; cached.
+
+        Never enlarged: a photo smaller than ``long_side`` is returned at its own size.
+        """
         key = ("gray", long_side)
         if key not in self._cache:
-            g = self.gray
+            g = self.fine_gray
             h, w = g.shape
             scale = long_side / max(h, w)
-            if abs(scale - 1.0) < 1e-6:
+            if scale >= 1.0 - 1e-6:
                 self._cache[key] = g
             else:
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-                self._cache[key] = cv2.resize(g, size, interpolation=interp)
+                self._cache[key] = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
         return self._cache[key]
 
 
@@ -189,8 +221,52 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+#: The IJG (libjpeg) base luminance quantisation table, row by row; quality q scales it by 5000/q % below
+#: q 50 and by (200 - 2q) % above.
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+                      14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+                      18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def jpeg_quality(im: Image.Image) -> float:
+    """The IJG-equivalent quality (1-100) of a JPEG's luminance quantisation table, from the header alone
+    (NaN when there is none). Exact for files written by libjpeg and its descendants (Pillow, OpenCV,
+    most software); for a camera maker's own tables it is the IJG quality that quantises as coarsely."""
+    tables = getattr(im, "quantization", None) or {}
+    table = tables.get(0)
+    if table is None or len(table) != 64:
+        return float("nan")
+    t = np.asarray(table, np.float64)
+    ok = (t > 1) & (t < 255)  # entries clipped to 1 (high quality) or 255 (very low) carry no scale
+    ratios = 100.0 * t[ok] / _IJG_LUMA[ok]
+    scale = float(np.median(ratios)) if ratios.size else 100.0 * float(t.sum()) / float(_IJG_LUMA.sum())
+    q = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return float(min(100.0, max(1.0, q)))
+
+
+def reduction_for(long_side: int) -> int:
+    """The integer reduction of a source with this long side: the largest of 1, 2, 4 that keeps the fine
+    image's long side at least ``FINE_MIN_SIDE``."""
+    s = 1
+    while s < MAX_REDUCTION and long_side // (2 * s) >= FINE_MIN_SIDE:
+        s *= 2
+    return s
+
+
+def _area(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """``rgb`` area-reduced to ``long_side`` (returned as it is when it is not larger)."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= long_side:
+        return rgb
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # OpenCV resizes about 10x faster than Pillow (1 vs 12 ms for 1000 -> 1024 px)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
-    """Decode ``path`` once: draft-mode JPEG, EXIF orientation applied, long side reduced to ``max_side``.
+    """Decode ``path`` once: upright, ``fine`` at an integer reduction, ``rgb`` at most ``max_side``.
 
     Raises :class:`UnreadableImage` with a short reason when the file cannot be decoded.
     """
@@ -203,34 +279,37 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
                 orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             except Exception:
                 pass
-            if im.format == "JPEG":
-                # draft() picks the largest DCT scale whose result is still >= the requested box:
-                # ask for a long side of DRAFT_MIN_FRACTION * max_side, keeping the aspect ratio.
-                want = DRAFT_MIN_FRACTION * max_side / max(w0, h0)
-                if want < 1:
-                    im.draft("RGB", (max(1, math.ceil(w0 * want)), max(1, math.ceil(h0 * want))))
+            want = reduction_for(max(w0, h0))
+            quality = jpeg_quality(im) if im.format == "JPEG" else float("nan")
+            if im.format == "JPEG" and want > 1:
+                # draft() picks the largest DCT scale whose result is still >= the requested size; asking
+                # for the floor of size / want gives exactly 1/want (libjpeg rounds the result up).
+                im.draft("RGB", (max(1, w0 // want), max(1, h0 // want)))
             im.seek(0)  # first frame of animations
             im.load()
             upright = _to_rgb(im)
             if orientation in _TRANSPOSE:  # the orientation read above; EXIF is not parsed again
                 upright = upright.transpose(_TRANSPOSE[orientation])
-            rgb = np.asarray(upright, dtype=np.uint8)
-            long_side = max(w0, h0)
-            if long_side > max_side and max(rgb.shape[:2]) != max_side:
-                # large photos always reach the features at exactly max_side (draft mode may stop below).
-                # OpenCV resizes about 10x faster than Pillow here (1 vs 12 ms for 1000 -> 1024 px).
-                h, w = rgb.shape[:2]
-                scale = max_side / max(h, w)
-                size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            fine = np.asarray(upright, dtype=np.uint8)
+            done = max(1, round(max(w0, h0) / max(fine.shape[:2])))  # what DCT scaling already did
+            reduction = done
+            if want > done and fine.ndim == 3:  # no DCT scaling (not a JPEG): exact box average instead
+                k = want // done
+                h, w = fine.shape[:2]
+                fine = cv2.resize(fine[:h // k * k, :w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+                reduction = want
+            rgb = _area(fine, max_side)
     except UnreadableImage:
         raise
     except Exception as exc:  # a corrupt file must never stop the run: it becomes a reason
         raise UnreadableImage(f"decode failed: {type(exc).__name__}: {exc}") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+    if fine.ndim != 3 or fine.shape[2] != 3 or fine.size == 0:
         raise UnreadableImage("decode produced no pixels")
     sw, sh = (h0, w0) if orientation in (5, 6, 7, 8) else (w0, h0)
-    return Decoded(rgb=np.ascontiguousarray(rgb), source_width=sw, source_height=sh)
+    fine = np.ascontiguousarray(fine)
+    rgb = fine if rgb is fine else np.ascontiguousarray(rgb)
+    return Decoded(rgb=rgb, source_width=sw, source_height=sh, fine=fine, reduction=reduction,
+                   jpeg_quality=quality)
 
 
 def is_image_name(name: str) -> bool:

@@ -172,12 +172,14 @@ def synthetic_preferences(frame: pd.DataFrame, *, use_benchmark_split: bool = Tr
     has references of both, else a hash split of the reference names.
     """
     df = frame.reset_index(drop=True)
-    graded = df[~df["distortion"].isin(["reference", "bokeh", "soft"])]
+    # harmless copies (a good re-save, a downscale) are neither better nor worse than their reference
+    graded = df[~df["distortion"].isin(["reference", "bokeh", "soft", "resave", "downscaled"])]
+    group = "set" if "set" in df.columns else "reference"  # one reference at one size
     pairs = []
-    for ref, grp in df.groupby("reference", sort=True):
+    for ref, grp in df.groupby(group, sort=True):
         kinds = dict(zip(zip(grp["distortion"], grp["level"]), grp.index))
         r = kinds.get(("reference", 0))
-        g = graded[graded["reference"] == ref]
+        g = graded[graded[group] == ref]
         if r is not None:
             pairs += [(r, i) for i in g.index]
         for _, d in g.groupby("distortion", sort=True):
@@ -548,7 +550,7 @@ def synthetic_frame(cache_dir: str | os.PathLike, references: Sequence[str] | No
     from iqc_dagster.core import benchmark
     from iqc_dagster.core import features as feat
 
-    refs = list(references or benchmark.DEFAULT_REFERENCES)
+    refs = list(references or benchmark.PACKAGE_REFERENCES)
     key = json.dumps({"bench": benchmark.BENCHMARK_VERSION, "refs": refs, "dist": list(distortions or []),
                       "features": {n: f.cache_version for n, f in feat.FEATURES.items()}}, sort_keys=True)
     path = Path(cache_dir) / f"synthetic_{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
@@ -556,8 +558,9 @@ def synthetic_frame(cache_dir: str | os.PathLike, references: Sequence[str] | No
         t0 = time.monotonic()
         (log or (lambda m: None))(f"scoring the synthetic benchmark set ({len(refs)} reference photos); "
                                   f"cached in {path}")
-        frame = benchmark.measure_set(refs, distortions=distortions, workers=workers)
-        keep = ["reference", "split", "distortion", "level", "path",
+        # each reference as a file at its own size, through the same path as the benchmark
+        frame = benchmark.measure_set(refs, sizes=(None,), distortions=distortions, workers=workers)
+        keep = ["reference", "split", "set", "distortion", "level", "path",
                 *[c for c in _score_cols() if c in frame.columns]]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

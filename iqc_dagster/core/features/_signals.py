@@ -19,6 +19,9 @@ _IMMERKAER_NORM2 = float((IMMERKAER ** 2).sum())  # 36: E[(M*n)^2] = 36 sigma^2 
 
 #: Side, in pixels of the decoded image, of the tiles the noise is estimated on.
 NOISE_TILE = 32
+#: Scales the noise is estimated at: the fine image and its 2 x 2 box average (a third octave reads
+#: clean grass as sigma 30: texture at that scale looks like noise).
+NOISE_OCTAVES = 2
 
 
 def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
@@ -63,11 +66,28 @@ def noise_sigma(gray: np.ndarray) -> float:
 
 
 def cached_noise_sigma(decoded) -> float:
-    """:func:`noise_sigma` of ``decoded.gray``, computed once per decoded photo."""
+    """Noise sigma of ``decoded.fine_gray`` (pixels no interpolation touched), in fine-image grey levels
+    as white noise would read there; once per photo.
+
+    ``NOISE_OCTAVES`` scales: the fine image itself and its exact 2 x 2 box average. White noise
+    reads the same on each once the reduced figure is multiplied by the box side (averaging 4 pixels
+    halves sigma); noise that demosaicing or in-camera noise reduction has correlated over neighbouring
+    pixels hides from the scale-invariance test at the finest scale (it looks like image structure
+    there) but not an octave or two down, so the largest is kept.
+    """
     key = ("noise_sigma",)
     cache = decoded._cache
     if key not in cache:
-        cache[key] = noise_sigma(decoded.gray)
+        g = decoded.fine_gray
+        best, k = noise_sigma(g), 1
+        for _ in range(NOISE_OCTAVES - 1):
+            h, w = g.shape
+            if min(h, w) < 4 * NOISE_TILE:
+                break
+            g = cv2.resize(g[:h // 2 * 2, :w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            k *= 2
+            best = max(best, k * noise_sigma(g))
+        cache[key] = best
     return cache[key]
 
 
@@ -97,27 +117,32 @@ def noise_gain(scale: float, sigma: float) -> float:
     return float(np.mean(r * r))
 
 
-def blockiness(gray: np.ndarray) -> float:
-    """Strength of an 8-pixel grid of steps (JPEG blocking), about 0 for clean photos.
+def blockiness(gray: np.ndarray, period: int = 8) -> float:
+    """Relative excess of the steps across a grid of ``period`` pixels (JPEG blocking); about 0 when clean.
 
     After Wang, Sheikh & Bovik, "No-reference perceptual quality assessment of JPEG compressed images",
     ICIP 2002: blocking shows as larger luminance differences across block boundaries than inside blocks.
-    The column profile of mean absolute horizontal differences is folded modulo 8; the magnitude of its
-    first Fourier harmonic, relative to its mean, is the 8-periodic part (a 2x or 4x upscale only adds
-    energy at the 2nd and 4th harmonics, so it is not mistaken for blocking). Same for rows; mean of the two.
-    Needs the decoded pixels unresampled: a photo decoded at a reduced scale has no visible 8-px grid left.
+    The column profile of mean absolute horizontal differences is folded modulo ``period``; ``H``, the
+    magnitude of its first Fourier harmonic relative to its sum, is the periodic part (a 2x or 4x upscale
+    only adds energy at higher harmonics, so it is not mistaken for blocking). Same for rows; mean of the
+    two. Returned as ``e = period * H / (1 - H)``: for boundary differences ``1 + e`` times the others,
+    ``H = e / (period + e)`` exactly, so ``e`` means the same at every period. A JPEG decoded at 1/s
+    DCT scale has its blocks at ``8 / s`` pixels: pass that period. Needs pixels that no interpolation
+    has touched (a resize smears the grid). 0 (nothing visible) for a period under 2 or an image too small.
     """
     g = np.asarray(gray)
+    if period < 2:
+        return 0.0
     out = []
-    k = np.exp(-2j * np.pi * np.arange(8) / 8)
+    k = np.exp(-2j * np.pi * np.arange(period) / period)
     for axis in (1, 0):  # differences along x (profile over columns), then along y (over rows)
-        if g.shape[axis] < 33:
+        if g.shape[axis] < 4 * period + 1:
             continue
         d = cv2.absdiff(g[:, 1:], g[:, :-1]) if axis == 1 else cv2.absdiff(g[1:], g[:-1])
         prof = cv2.reduce(d, 0 if axis == 1 else 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-        n = prof.size // 8 * 8
-        folded = prof[:n].reshape(-1, 8).sum(axis=0).astype(np.float64)
+        n = prof.size // period * period
+        folded = prof[:n].reshape(-1, period).sum(axis=0).astype(np.float64)
         total = folded.sum()
-        out.append(float(abs(np.sum(folded * k)) / total) if total > 0 else 0.0)
+        h = float(abs(np.sum(folded * k)) / total) if total > 0 else 0.0
+        out.append(period * h / max(1e-9, 1.0 - h))
     return float(np.mean(out)) if out else 0.0
-

@@ -18,21 +18,43 @@ import math
 
 from iqc_dagster.core.features import _signals, ramp, register
 
-BLOCK_RANGE = (0.03, 0.25)
+BLOCK_RANGE = (0.25, 2.7)
 
 
-def blocking_factor(b: float) -> float:
-    """[0, 1] factor, 1 for no visible blocking; NaN stays NaN."""
+#: Below this IJG quality a JPEG has thrown detail away (ringing, smeared texture at 100%) even where no
+#: block grid shows; the factor falls linearly to ``1 - QUALITY_PENALTY`` at ``QUALITY_RANGE[1]``.
+#: Cameras write 90-98, phones 85-95, web exports 70-90: none of those is penalised below 80 by much.
+QUALITY_RANGE = (80.0, 20.0)
+QUALITY_PENALTY = 0.25
+
+
+def quality_factor(q: float) -> float:
+    """[0, 1] factor for the file's JPEG quality; 1 for quality >= 80 and for files that are not JPEGs."""
+    if not math.isfinite(q):
+        return 1.0
+    return 1.0 - QUALITY_PENALTY * ramp(q, *QUALITY_RANGE)
+
+
+def blocking_factor(b: float, quality: float = math.nan) -> float:
+    """[0, 1] factor, 1 for no visible blocking and no heavy compression; NaN blocking stays NaN."""
     if not math.isfinite(b):
         return math.nan
-    return 1.0 - ramp(b, *BLOCK_RANGE)
+    return (1.0 - ramp(b, *BLOCK_RANGE)) * quality_factor(quality)
 
 
 def _score(m):
-    return blocking_factor(m["jpeg_blockiness"])
+    return blocking_factor(m["jpeg_blockiness"], m.get("jpeg_quality", math.nan))
 
 
-@register("blockiness", column="blockiness_norm", version="wsb1", score=_score,
-          description="absence of JPEG 8x8 blocking (1 = none visible)")
+def block_period(decoded) -> int:
+    """Pixels per JPEG block in the fine image: 8 at full scale, 4 at 1/2, 2 at 1/4."""
+    return max(1, 8 // decoded.reduction)
+
+
+@register("blockiness", column="blockiness_norm", version="wsb2", score=_score,
+          description="absence of JPEG 8x8 blocking, read on the unresampled grid (1 = none visible)")
 def measure(decoded):
-    return {"jpeg_blockiness": _signals.blockiness(decoded.gray)}
+    out = {"jpeg_blockiness": _signals.blockiness(decoded.fine_gray, block_period(decoded))}
+    if math.isfinite(decoded.jpeg_quality):  # not a JPEG: no quality to record
+        out["jpeg_quality"] = float(decoded.jpeg_quality)
+    return out

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
-from iqc_dagster.core.features import register
+from iqc_dagster.core.features import _signals, register
 
 LONG_SIDE = 512
 KEY_STAT = "median_luma"  # the statistic that places the key
@@ -59,12 +60,12 @@ def shadow_factor(share: float) -> float:
     return math.exp(-SHADOW_K * math.sqrt(max(0.0, share - SHADOW_FREE)))
 
 
-def top_pile(hist: np.ndarray) -> float:
-    """Share of pixels piled up in the top ``PILE_TOP`` levels of ``hist`` (normalised), beyond the
+def top_pile(hist: np.ndarray, top_levels: int = PILE_TOP) -> float:
+    """Share of pixels piled up in the top ``top_levels`` levels of ``hist`` (normalised), beyond the
     density of the ``PILE_BELOW`` levels under them; 0 for a histogram that thins out at its top."""
     from_top = np.cumsum(hist[::-1])
     vmax = 255 - int(np.searchsorted(from_top, 5e-4))  # ignore a stray 0.05% of pixels
-    lo_top = max(0, vmax - PILE_TOP + 1)
+    lo_top = max(0, vmax - top_levels + 1)
     lo_below = max(0, lo_top - PILE_BELOW)
     top = float(hist[lo_top:vmax + 1].sum())
     if lo_top == lo_below:
@@ -78,7 +79,21 @@ def _score(m):
         * shadow_factor(m["clipped_shadows"])
 
 
-@register("exposure", column="exposure_norm", version="hist3", score=_score,
+def noise_margin(decoded) -> int:
+    """Grey levels by which noise moves clipped pixels off the clipping level at ``LONG_SIDE``.
+
+    Noise is clipped at 0 and 255 along with the signal, so a crushed shadow reads as the mean of
+    rectified noise, ``sigma / sqrt(2 pi)`` ~ 0.4 sigma of the source's pixels whatever the later
+    reduction, and spreads by the sigma left at this view. Both shift the clipping levels (0 for a clean
+    photo, so clean photos are measured exactly as before).
+    """
+    fine = _signals.cached_noise_sigma(decoded)
+    native = fine * decoded.reduction
+    at_view = fine * min(1.0, LONG_SIDE / decoded.fine_long_side)
+    return int(round(0.4 * native + 2.0 * at_view))
+
+
+@register("exposure", column="exposure_norm", version="hist4", score=_score,
           description="mean luminance in a normal band, penalised by blown highlights (any channel) and "
                       "crushed shadows")
 def measure(decoded):
@@ -86,15 +101,20 @@ def measure(decoded):
     hist = np.bincount(g.ravel(), minlength=256).astype(np.float64)
     n = hist.sum()
     cdf = np.cumsum(hist) / n
-    sub = decoded.rgb[::2, ::2]
+    margin = noise_margin(decoded)
+    h, w = decoded.rgb.shape[:2]
+    k = min(1.0, LONG_SIDE / max(h, w))  # area-averaged (not sub-sampled), so noise averages out
+    sub = cv2.resize(decoded.rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) \
+        if k < 1 else decoded.rgb
     brightest = np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2])
     bhist = np.bincount(brightest.ravel(), minlength=256).astype(np.float64) / brightest.size
-    pile = top_pile(bhist)
-    blown = max(float(bhist[HIGHLIGHT_LEVEL:].sum()), pile)
+    pile = top_pile(bhist, PILE_TOP + margin)
+    blown = max(float(bhist[HIGHLIGHT_LEVEL - margin:].sum()), pile)
     return {
         "mean_luma": float((hist * np.arange(256)).sum() / n / 255.0),
         "median_luma": float(np.searchsorted(cdf, 0.5) / 255.0),
         "clipped_highlights": blown,
         "highlight_pile": pile,
-        "clipped_shadows": float(hist[:SHADOW_LEVEL + 1].sum() / n),
+        "clipped_shadows": float(hist[:SHADOW_LEVEL + margin + 1].sum() / n),
+        "clip_margin": float(margin),
     }

@@ -26,11 +26,28 @@ def noise_factor(sigma: float) -> float:
     return 1.0 / (1.0 + (max(0.0, sigma) / NOISE_HALF) ** 2)
 
 
+#: Long side, in pixels, of the view at which noise is judged (a photo seen whole on a screen).
+VIEW_SIDE = 1024
+
+
+def view_sigma(sigma_fine: float, source_long_side: int, fine_long_side: int) -> float:
+    """The noise sigma measured on the fine image, as it shows in a view of ``VIEW_SIDE`` px.
+
+    Area reduction by a factor k divides white noise's sigma by k, so the view sigma is the fine sigma
+    times ``view / fine``, where the view is ``VIEW_SIDE`` or the source's own size when smaller (a small
+    photo is seen at its own size, never enlarged). For a source larger than the fine image this assumes
+    the noise is white at the source's resolution, which is what the fine image's unresampled pixels show.
+    """
+    return sigma_fine * min(VIEW_SIDE, source_long_side) / fine_long_side
+
+
 def _score(m):
     return noise_factor(m["noise_sigma"])
 
 
-@register("noise", column="noise_norm", version="zw1", score=_score,
-          description="absence of white noise (scale-invariance noise estimate; 1 = clean)")
+@register("noise", column="noise_norm", version="zw2", score=_score,
+          description="absence of noise at a 1024 px view (scale-invariance estimate on unresampled pixels)")
 def measure(decoded):
-    return {"noise_sigma": float(_signals.cached_noise_sigma(decoded))}
+    fine = float(_signals.cached_noise_sigma(decoded))
+    return {"noise_sigma": view_sigma(fine, decoded.source_long_side, decoded.fine_long_side),
+            "noise_sigma_fine": fine}

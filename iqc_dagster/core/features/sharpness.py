@@ -57,17 +57,17 @@ def _score(m):
     from iqc_dagster.core.features.noise import noise_factor
 
     nf = noise_factor(m.get("noise_sigma", math.nan))
-    bf = blocking_factor(m.get("jpeg_blockiness", math.nan))
+    bf = blocking_factor(m.get("jpeg_blockiness", math.nan), m.get("jpeg_quality", math.nan))
     return s * (nf if math.isfinite(nf) else 1.0) * (bf if math.isfinite(bf) else 1.0)
 
 
-@register("sharpness", column="sharpness_norm", version="detail3", score=_score,
+@register("sharpness", column="sharpness_norm", version="detail4", score=_score,
           inputs=("noise", "blockiness"),
           description="noise-compensated LoG detail of the best 10% of tiles at 512 px, discounted by noise "
                       "and JPEG blocking")
 def measure(decoded):
     g = decoded.gray_at(LONG_SIDE)
-    scale = max(g.shape) / max(decoded.gray.shape)
+    scale = max(g.shape) / decoded.fine_long_side  # the area reduction from the fine image (<= 1)
     sigma_n = _signals.cached_noise_sigma(decoded)
     resp = _signals.log_filter(g, LOG_SIGMA)
     energy = _signals.tile_means(cv2.multiply(resp, resp), TILE).ravel()
