@@ -144,6 +144,11 @@ def _parse_exif_datetime(value) -> dt.datetime | None:
         return None
 
 
+#: Signatures of common files that are not images at all (Pillow has no opener for them), for reasons.
+_OTHER_FILES = ((b"%PDF", "PDF document"), (b"PK\x03\x04", "ZIP archive"), (b"ftyp", "video file"),
+                (b"\x1aE\xdf\xa3", "video file"))
+
+
 def _photo_formats() -> list[str]:
     Image.init()
     return [f for f in PHOTO_FORMATS if f in Image.OPEN]
@@ -158,6 +163,9 @@ def _why_unidentified(path: str | os.PathLike) -> str:
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
     allowed = set(_photo_formats())
+    for magic, what in _OTHER_FILES:
+        if prefix.startswith(magic) or (magic == b"ftyp" and prefix[4:8] == b"ftyp" and prefix[8:10] in (b"qt", b"mp", b"is", b"M4", b"3g")):
+            return f"not a photo: {what} (only {', '.join(PHOTO_FORMATS)} are read)"
     for fmt, (factory, accept) in list(Image.OPEN.items()):
         try:
             ok = bool(accept(prefix)) if accept else False
@@ -166,7 +174,7 @@ def _why_unidentified(path: str | os.PathLike) -> str:
         if not ok:
             continue
         if fmt not in allowed:
-            return f"not a photo: a {fmt} file (only {', '.join(PHOTO_FORMATS)} are read)"
+            return f"not a photo: {fmt} file (only {', '.join(PHOTO_FORMATS)} are read)"
         try:  # the photo plugin's own complaint (header parsing only, no pixels)
             with open(path, "rb") as f:
                 factory(f, os.fspath(path)).close()
@@ -210,7 +218,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
         raise UnreadableImage(f"cannot open: {exc}") from None
     if im.format not in _PHOTO_FORMAT_NAMES:  # formats= already ensures it; a plugin may rename itself
         im.close()
-        raise UnreadableImage(f"not a photo: a {im.format} file")
+        raise UnreadableImage(f"not a photo: {im.format} file (only {', '.join(PHOTO_FORMATS)} are read)")
     return im
 
 
