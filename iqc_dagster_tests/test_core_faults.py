@@ -237,3 +237,27 @@ def test_broken_profile_is_ignored_not_fatal(tmp_path):
 
     Image.fromarray(real_photo("coffee")[::4, ::4].copy()).save(tmp_path / "junk.jpg", icc_profile=b"junk" * 40)
     assert imaging.decode(tmp_path / "junk.jpg").rgb.shape == (100, 150, 3)
+
+
+def test_evaluate_never_opens_a_fifo(corpus):
+    """``iqc evaluate`` on a CSV whose path points at a FIFO used to hang forever."""
+    import threading
+
+    import pandas as pd
+
+    from iqc_dagster.core import evaluation, report
+
+    folder, _ = corpus
+    df = pd.DataFrame({"file": ["fifo.jpg", "plain.jpg"], "path": [str(folder / "fifo.jpg"), str(folder / "plain.jpg")],
+                       "final_score": [0.4, 0.6]})
+    done = {}
+
+    def work():
+        done["table"], done["unhashed"] = evaluation.with_hashes_and_times(df)
+        done["thumb"] = report.thumbnail(folder / "fifo.jpg")
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "hung on the FIFO"
+    assert done["unhashed"] == 1 and done["thumb"] is None
