@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
+from iqc_dagster.core import names
+from iqc_dagster_tests import icc
 from iqc_dagster_tests.conftest import real_photo, save_jpeg
 
 
@@ -23,6 +27,36 @@ def _png_bomb(path: Path, w: int = 40000, h: int = 40000) -> None:
                      + chunk(b"IEND", b""))
 
 
+def png_bad_crc(path: Path) -> None:
+    """A small PNG whose IHDR chunk has a wrong checksum (a bit flipped on an old card)."""
+    def chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+        crc = zlib.crc32(kind + data) if crc is None else crc
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr, 0x12345678)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 52)) + chunk(b"IEND", b""))
+
+
+def with_profile(rgb: np.ndarray, profile: bytes) -> Image.Image:
+    """The sRGB pixels ``rgb`` re-encoded in the colour space of ``profile`` (as a camera in Display P3
+    or Adobe RGB mode stores them), with the profile attached when saved."""
+    t = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(__import__("io").BytesIO(profile)),
+                                "RGB", "RGB", renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    return ImageCms.applyTransform(Image.fromarray(rgb), t)
+
+
+def unix_socket(path: Path) -> None:
+    """A UNIX socket file at ``path`` (bound from its folder: socket paths are limited to ~107 bytes)."""
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as s:
+            s.bind(path.name)
+    finally:
+        os.chdir(cwd)
+
+
 #: file name -> True if it must be ranked, False if it must be listed as unreadable
 EXPECTED: dict[str, bool] = {}
 
@@ -33,12 +67,14 @@ def build(folder: Path) -> dict[str, bool]:
     photo = real_photo("astronaut")
     exp: dict[str, bool] = {}
 
-    def good(name):
-        exp[name] = True
+    def good(name):  # ``name``: the real name (str with surrogate escapes, or bytes); keyed as iqc keys it
+        name = os.fsdecode(name)
+        exp[names.to_key(name)] = True
         return folder / name
 
     def bad(name):
-        exp[name] = False
+        name = os.fsdecode(name)
+        exp[names.to_key(name)] = False
         return folder / name
 
     save_jpeg(photo, good("plain.jpg"))
@@ -64,4 +100,42 @@ def build(folder: Path) -> dict[str, bool]:
     os.symlink("loop.jpg", bad("loop.jpg"))  # a symlink to itself
     os.symlink(folder, folder / "dirloop")  # a symlinked folder back to the album: not followed
     os.symlink("does-not-exist.jpg", bad("dangling.jpg"))
+    # --- round 2: names, formats, colours, non-regular files (issue 17)
+    small = np.ascontiguousarray(photo[::4, ::4])
+    save_jpeg(small, good(b"caf\xe9 latin-1.jpg"))  # not UTF-8
+    save_jpeg(small, good("carriage\rreturn.jpg"))
+    save_jpeg(small, good("\x1b[31mred\x1b[0m.jpg"))  # would recolour a terminal
+    save_jpeg(small, good("back\\slash.jpg"))
+    Image.fromarray(small).save(good("phone.jfif"), format="JPEG")
+    Image.fromarray(small).save(good("modern.avif"), format="AVIF")
+    with_profile(real_photo("coffee"), icc.display_p3()).save(good("iphone_p3.jpg"), quality=92,
+                                                              icc_profile=icc.display_p3())
+    with_profile(real_photo("coffee"), icc.adobe_rgb()).save(good("adobe_rgb.jpg"), quality=92,
+                                                             icc_profile=icc.adobe_rgb())
+    grey = real_photo("camera").astype(np.float32) / 255.0
+    Image.fromarray(grey, "F").save(good("float01.tif"))
+    nan = grey.copy()
+    nan[:40, :40] = np.nan
+    Image.fromarray(nan, "F").save(good("float_nan.tif"))
+    save_jpeg(np.zeros((300, 400, 3), np.uint8), good("black_frame.jpg"))
+    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(good("one_pixel.png"))
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (6, 900, 3), dtype=np.uint8)).save(good("noise_strip.png"))
+    bad("IMG_0001.CR2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(200))
+    Image.fromarray(small).save(bad("readable.dng"), format="TIFF")  # a DNG is a TIFF: still RAW, listed
+    png_bad_crc(bad("bad_crc.png"))
+    bad("postscript.jpg").write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    bad("document.jpg").write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    os.mkfifo(bad("fifo.jpg"))
+    unix_socket(bad("socket.jpg"))
+    os.symlink("/dev/zero", bad("zeros.jpg"))
     return exp
+
+
+#: Why each round-2 bad file must be listed (a substring of its reason).
+REASONS = {"IMG_0001.CR2": "RAW file: not supported yet", "readable.dng": "RAW file: not supported yet",
+           "bad_crc.png": "checksum", "postscript.jpg": "not a photo", "document.jpg": "not a photo",
+           "fifo.jpg": "not a regular file", "socket.jpg": "not a regular file", "zeros.jpg": "not a regular file",
+           "zero.jpg": "empty file", "bomb.png": "too large"}
+#: Readable files with no perceptual-hash information: ranked last, never grouped with each other.
+NO_DETAIL = {"black_frame.jpg": "blank", "one_pixel.png": "tiny", "noise_strip.png": "tiny"}

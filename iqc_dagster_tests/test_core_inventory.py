@@ -16,7 +16,7 @@ def test_list_albums_only_plain_folders(tmp_path):
         inventory.list_albums(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", ".hidden", "x\ny"])
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "x\ny", "a\\q"])
 def test_bad_album_names_rejected(tmp_path, name):
     with pytest.raises(inventory.AlbumError):
         inventory.album_dir(tmp_path, name)

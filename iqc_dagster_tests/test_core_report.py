@@ -104,7 +104,11 @@ def test_empty_table_and_stale_histograms(tmp_path, album):
 
 
 def test_folder_names_are_safe(tmp_path):
-    assert report.report_folder(tmp_path, "..") == tmp_path / "reports" / "_"
+    dots = report.report_folder(tmp_path, "..")
+    assert dots.parent == tmp_path / "reports" and dots.name.startswith("_~")
+    # names changed to be safe carry a hash: they never share a folder with the name they became
+    assert report.report_folder(tmp_path, "_") == tmp_path / "reports" / "_" != dots
+    assert report.report_folder(tmp_path, ".trip") != report.report_folder(tmp_path, "trip")
     assert report.report_folder(tmp_path, "../../etc").parent == tmp_path / "reports"
     assert report.safe_name("a/b\\c") == "a_b_c"
 

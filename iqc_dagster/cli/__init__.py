@@ -7,6 +7,7 @@ exit non-zero; no traceback reaches the user. ``IQC_DEBUG=1`` shows the tracebac
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -33,15 +34,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_warnings_log = logging.getLogger("iqc.warnings")
+
+
+def _warning_to_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: library warnings (Pillow's corrupt-EXIF UserWarning with its
+    source line, numpy overflow, matplotlib missing glyphs) go to the log at debug level instead of
+    stderr, where they looked like traceback fragments. ``IQC_DEBUG=1`` shows them."""
+    _warnings_log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+
+def route_library_output() -> None:
+    """Warnings and library log records to the log at debug level; on stderr only with IQC_DEBUG=1."""
+    warnings.showwarning = _warning_to_log
+    if os.environ.get("IQC_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    else:
+        # Python prints WARNING records of loggers without a handler (matplotlib's font warnings, PIL's)
+        # through its last-resort handler: give the root logger a handler that keeps them quiet.
+        root = logging.getLogger()
+        if not root.handlers:
+            root.addHandler(logging.NullHandler())
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", category=Warning, message=".*preview.*")
+    route_library_output()
     parser = build_parser()
     args = parser.parse_args(argv)
+    from iqc_dagster.core.names import display
+
     try:
         return int(args.func(args) or 0)
     except CLIError as exc:
-        print(f"iqc {args.command}: error: {exc}", file=sys.stderr)
+        print(f"iqc {args.command}: error: {display(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"iqc {args.command}: interrupted", file=sys.stderr)
@@ -49,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # last resort: still one line, unless debugging
         if os.environ.get("IQC_DEBUG"):
             raise
-        print(f"iqc {args.command}: error: {type(exc).__name__}: {exc} (set IQC_DEBUG=1 for details)",
+        print(f"iqc {args.command}: error: {type(exc).__name__}: {display(exc)} (set IQC_DEBUG=1 for details)",
               file=sys.stderr)
         return 1
 

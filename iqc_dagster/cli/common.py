@@ -10,7 +10,7 @@ import pandas as pd
 
 from iqc_dagster.cli import CLIError
 from iqc_dagster.core import clip as clipcore
-from iqc_dagster.core import inventory
+from iqc_dagster.core import inventory, names
 from iqc_dagster.core.config import ENV_DB, ENV_OUTPUT_DIR, Settings
 
 
@@ -74,26 +74,49 @@ def settings_for(args, photo_root: str | None = None) -> Settings:
                     output_dir=args.output_dir or base.output_dir, clip=clip_settings_for(args, base.clip))
 
 
+def refuse_outputs_inside(folder: Path, settings: Settings, what_folder: str, extra=()) -> None:
+    """iqc never writes into photo folders: a one-line error when the output folder, the database or
+    an ``extra`` ``(what, path)`` lies inside ``folder`` (or is it)."""
+    folder = folder.expanduser().resolve()
+    for what, where in (("output folder", Path(settings.output_dir)), ("database", Path(settings.db_path)),
+                        *extra):
+        if where is not None and where.expanduser().resolve().is_relative_to(folder):
+            raise CLIError(f"the {what} {names.display(where)} is inside the {what_folder} {names.display(folder)}: "
+                           f"iqc never writes into photo folders (the next run would rank its own files); "
+                           f"run from another directory or pass --output-dir/--db elsewhere")
+
+
 def check_album_folder(folder: Path) -> None:
     if not folder.exists():
-        raise CLIError(f"{folder} does not exist")
+        raise CLIError(f"{names.display(folder)} does not exist")
     if not folder.is_dir():
-        raise CLIError(f"{folder} is not a directory")
+        raise CLIError(f"{names.display(folder)} is not a directory")
     if not os.access(folder, os.R_OK | os.X_OK):
-        raise CLIError(f"{folder} is not readable")
-    if not inventory.list_photo_files(folder):
-        raise CLIError(f"no photos found in {folder} (looked for {', '.join(sorted(inventory.imaging.IMAGE_EXTENSIONS))})")
+        raise CLIError(f"{names.display(folder)} is not readable")
+    files, problems = inventory.walk_album(folder)
+    if not files and not problems:
+        exts = sorted(inventory.imaging.IMAGE_EXTENSIONS | inventory.imaging.RAW_EXTENSIONS)
+        raise CLIError(f"no photos found in {names.display(folder)} (looked for {', '.join(exts)})")
+
+
+def album_for(root: Path, name: str) -> str:
+    """The album key for ``--album NAME``: NAME as the folder is called (as typed), or as iqc prints it
+    (its key, e.g. ``caf\\xe9``)."""
+    if (root / name).is_dir() or not names.is_key(name, album=True):
+        return inventory.album_key(name)
+    return name
 
 
 def albums_with_photos(root: Path, albums: list[str]) -> tuple[list[str], list[str]]:
-    """``(albums to rank, empty albums)`` among ``albums`` under ``root``; one-line errors for bad names."""
+    """``(albums to rank, empty albums)`` among ``albums`` (keys) under ``root``; one-line errors for bad
+    names."""
     todo, empty = [], []
     for album in albums:
         try:
             folder = inventory.album_dir(root, album)
         except inventory.AlbumError as exc:
             raise CLIError(str(exc)) from None
-        if folder.is_dir() and not inventory.list_photo_files(folder):
+        if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK) and not any(map(len, inventory.walk_album(folder))):
             empty.append(album)  # an empty album is not an error while others have photos
             continue
         check_album_folder(folder)
@@ -101,16 +124,26 @@ def albums_with_photos(root: Path, albums: list[str]) -> tuple[list[str], list[s
     return todo, empty
 
 
+def csv_path_of(album: str, settings: Settings) -> Path:
+    return Path(settings.output_dir) / "csvs" / f"{names.file_stem(album)}.csv"
+
+
 def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
+    from iqc_dagster.defs.resources import DatabaseLocked, NotADuckDBFile
     from iqc_dagster.defs.runner import RunFailed, materialize_album
 
+    from iqc_dagster.core import store
+
+    bad_db = store.not_duckdb_message(settings.db_path)
+    if bad_db:
+        raise CLIError(bad_db)
     try:
         inventory.validate_album_name(album)
         result = materialize_album(album, settings, log_level="WARNING" if quiet else "INFO")
-    except (inventory.AlbumError, RunFailed) as exc:
+    except (inventory.AlbumError, RunFailed, NotADuckDBFile, DatabaseLocked) as exc:
         raise CLIError(str(exc)) from None
     print_aesthetic_notice(result)
-    return Path(settings.output_dir) / "csvs" / f"{album}.csv"
+    return csv_path_of(album, settings)
 
 
 def aesthetic_outcome(result) -> dict | None:
@@ -145,20 +178,28 @@ def print_aesthetic_notice(result) -> None:
         print(f"note: {md.get('message')}")
 
 
-def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None) -> None:
+def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, album: str | None = None) -> None:
     """Where the CSV is, how many photos were unreadable (from ``<album>_skipped.csv`` beside
-    ``skipped_from``, the pipeline's own CSV), and the top ``n``."""
+    ``skipped_from``, the pipeline's own CSV; RAW files counted apart), and the top ``n``. File names
+    are printed escaped (:func:`names.display`)."""
     df = pd.read_csv(csv_path)
     src = Path(skipped_from or csv_path)
     skipped = src.with_name(f"{src.stem}_skipped.csv")
     from iqc_dagster.core.report import report_folder
 
-    report = report_folder(src.parent.parent, src.stem) / "index.html"
-    n_skipped = len(pd.read_csv(skipped)) if skipped.exists() else 0
-    print(f"ranked {len(df)} photos -> {csv_path.resolve()}"
-          + (f" ({n_skipped} unreadable, listed in {skipped.resolve()})" if n_skipped else ""))
+    report = report_folder(src.parent.parent, album if album is not None else src.stem) / "index.html"
+    sk = pd.read_csv(skipped) if skipped.exists() else pd.DataFrame(columns=["file", "reason"])
+    n_raw = int((sk["reason"] == inventory.RAW_REASON).sum()) if len(sk) else 0
+    n_bad = len(sk) - n_raw
+    notes = []
+    if n_bad:
+        notes.append(f"{n_bad} unreadable")
+    if n_raw:
+        notes.append(f"{n_raw} RAW file(s) not supported yet")
+    print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}"
+          + (f" ({', '.join(notes)}, listed in {names.display(skipped.resolve())})" if notes else ""))
     if report.is_file():
-        print(f"report -> {report.resolve()}")
+        print(f"report -> {names.display(report.resolve())}")
     if df.empty:
         return
     if "aesthetic" in df and df["aesthetic"].isna().all():
@@ -166,4 +207,4 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None) -> N
     print(f"top {min(n, len(df))}:")
     for row in df.head(n).itertuples():
         aest = "" if pd.isna(row.aesthetic) else f"  aesthetic {row.aesthetic:.2f}"
-        print(f"  {row.rank:>3}. {row.final_score:.3f}  {row.file}{aest}")
+        print(f"  {row.rank:>3}. {row.final_score:.3f}  {names.display(row.file)}{aest}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 from pathlib import Path
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.cli.common import (add_clip_args, add_store_args, check_album_folder, print_top, run_album,
-                                    settings_for)
+from iqc_dagster.cli.common import (add_clip_args, add_store_args, check_album_folder, print_top,
+                                    refuse_outputs_inside, run_album, settings_for)
+from iqc_dagster.core import inventory, names
 
 
 def add_parser(sub) -> None:
@@ -16,6 +19,9 @@ def add_parser(sub) -> None:
                                    "print where the ranked CSV is and the top 5.")
     p.add_argument("--input-dir", required=True, type=Path, help="folder of photos (sub-folders included)")
     p.add_argument("--output", type=Path, help="also copy the ranked CSV to this path")
+    p.add_argument("--album", metavar="NAME",
+                   help="the album's name in the database and output files (default: the folder's name); "
+                        "needed when another folder of the same name was ranked into this database")
     add_clip_args(p)
     add_store_args(p)
     p.set_defaults(func=run)
@@ -33,14 +39,28 @@ def run(args) -> int:
         if not torch.cuda.is_available():
             raise CLIError("--device cuda requested but no CUDA device is available; use --device cpu")
     settings = settings_for(args, photo_root=str(folder.parent))
-    for what, where in (("output folder", Path(settings.output_dir)), ("database", Path(settings.db_path)),
-                        ("--output CSV", args.output)):
-        if where is not None and where.expanduser().resolve().is_relative_to(folder):
-            raise CLIError(f"the {what} {where} is inside the album {folder}: iqc never writes into photo "
-                           f"folders; run from another directory or pass --output-dir/--db/--output elsewhere")
-    csv = run_album(folder.name, settings, quiet=args.quiet)
+    if args.album is not None:
+        album = args.album if names.is_key(args.album, album=True) else inventory.album_key(args.album)
+        try:
+            inventory.validate_album_name(album)
+        except inventory.AlbumError as exc:
+            raise CLIError(str(exc)) from None
+        if album != inventory.album_key(folder.name):
+            settings = dataclasses.replace(settings, album_folders=((album, str(folder)),))
+    else:
+        album = inventory.album_key(folder.name)
+    refuse_outputs_inside(folder, settings, "album", extra=[("--output CSV", args.output)])
+    csv = run_album(album, settings, quiet=args.quiet)
+    shown = csv
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(csv, args.output)
-    print_top(args.output or csv, skipped_from=csv)
+        out = args.output.expanduser()
+        if out.exists() and os.path.samefile(out, csv):
+            pass  # --output names the album's own CSV: it is already there
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(csv, out)
+        shown = out
+    print_top(shown, skipped_from=csv, album=album)
     return 0
+
+

@@ -60,8 +60,12 @@ def run(args) -> int:
     labels = None
     if args.labels is not None:
         lp = args.labels.expanduser()
-        if not lp.is_file():
+        if lp.is_dir():
+            raise CLIError(f"labels CSV {lp} is a directory: pass the CSV file itself")
+        if not lp.exists():
             raise CLIError(f"labels CSV {lp} does not exist")
+        if not lp.is_file():
+            raise CLIError(f"labels CSV {lp} is not a regular file")
         labels = str(lp.resolve())
     refs, dists = _names(args.references), _names(args.distortions)
     if refs or dists:

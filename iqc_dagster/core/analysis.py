@@ -110,7 +110,7 @@ def _work(task: PhotoTask, clip_prepare: Callable[[imaging.Decoded], np.ndarray]
     hashes = None
     if task.want_hashes:
         t = time.perf_counter()
-        hashes = dedup.hashes_hex(dedup.photo_hashes(decoded))
+        hashes = dedup.photo_signature(decoded)
         timings["hashes"] = time.perf_counter() - t
     return task, rows, None, arr, clip_err, hashes, timings
 

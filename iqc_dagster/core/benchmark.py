@@ -61,6 +61,7 @@ import pandas as pd
 from PIL import Image
 
 from iqc_dagster.core import analysis, degrade, fusion, inventory, ranking
+from iqc_dagster.core import names as name_keys
 from iqc_dagster.core import features as feat
 
 #: Benchmark format version (changes when the set, the files or the metrics change).
@@ -340,7 +341,7 @@ def rank_folder(folder: Path, album: str = "benchmark", weights: fusion.Weights 
     if not bad.empty:
         raise RuntimeError(f"benchmark file(s) unreadable: {dict(zip(bad['path'], bad['reason']))}")
     names = tuple(feat.FEATURES)
-    tasks = [analysis.PhotoTask(content_hash=h, path=folder / p, rel_path=p, features=names)
+    tasks = [analysis.PhotoTask(content_hash=h, path=folder / name_keys.from_key(p), rel_path=p, features=names)
              for p, h in zip(photos["path"], photos["content_hash"])]
     rows = []
     for batch in analysis.analyze(tasks, workers=workers):

@@ -23,6 +23,8 @@ class Settings:
     db_path: str
     output_dir: str
     clip: ClipSettings = field(default_factory=ClipSettings.from_env)
+    #: (album name, folder) for albums named otherwise than their folder (``iqc rank --album NAME``)
+    album_folders: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":

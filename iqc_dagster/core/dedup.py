@@ -25,6 +25,14 @@ in ``docs/evaluation.md``; ``data/measure_dedup.py`` reproduces it).
   neighbour limit keeps the number of burst comparisons linear, so an album whose photos all carry
   one timestamp (a camera clock never set) cannot chain into one giant group by chance.
 
+**No detail**: a frame that is flat (its luminance, at the hash's 32 x 32, varies by less than
+:data:`FLAT_STD` grey levels: a black frame, a lens-cap shot, a blank scan) or tiny (shorter side below
+:data:`TINY_SIDE` pixels: a 1-pixel image, a noise strip) has no perceptual hash worth comparing: the
+bits of flat frames are rounding noise, so all of them would look alike. Such a photo gets the marker
+``"blank"`` or ``"tiny"`` instead of hashes (:func:`photo_signature`) and joins no near-duplicate or
+burst edge, by hash or by CLIP (whose embeddings of blank frames are alike too). Byte-identical files
+(same ``content_hash``) are always near-duplicates, whatever their pixels.
+
 **Groups** are the connected components of that graph (single linkage: A~B and B~C put A, B and C in
 one group even if A and C are not alike). Every photo is in exactly one group; a photo with no edge is
 a group of one. The best pick of a group is its highest ``final_score`` (ties: the lower ``rank``, then
@@ -45,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 #: Bump when :func:`phash` changes: hashes of different versions must not be compared.
-PHASH_VERSION = "phash1-dct32x8-ladder5"
+PHASH_VERSION = "phash2-dct32x8-ladder5-detail"
 #: Centre crops (fraction of each side) hashed besides the whole frame (1.0 first).
 CROP_LADDER = (1.0, 0.95, 0.90, 0.85, 0.80)
 _MASK64 = (1 << 64) - 1
@@ -54,6 +62,13 @@ _HASH_SIDE = 32
 #: the same for a Decoded and for a plain array.
 HASH_INPUT_SIDE = 256
 _LOW = 8
+
+#: Below this standard deviation (grey levels, of the 32 x 32 luminance the hash sees) a frame is blank.
+FLAT_STD = 1.0
+#: Below this shorter side (pixels) an image is too small to compare.
+TINY_SIDE = 32
+#: The markers :func:`photo_signature` stores instead of hashes, and what they mean in reasons.
+NO_DETAIL = {"blank": "blank frame (no detail)", "tiny": "tiny image, too small to judge"}
 
 #: Columns :func:`group_photos` adds.
 GROUP_COLUMNS = ["group_id", "group_size", "is_best_in_group", "group_kind", "duplicate_of"]
@@ -125,6 +140,34 @@ def photo_hashes(image) -> tuple[int, ...]:
         y, x = (h - ch) // 2, (w - cw) // 2
         out.append(_dct_hash(g[y:y + ch, x:x + cw]))
     return tuple(out)
+
+
+def no_detail(image) -> str | None:
+    """``"blank"`` or ``"tiny"`` (:data:`NO_DETAIL`) when ``image`` carries no perceptual-hash
+    information, else None. ``image`` as for :func:`photo_hashes`."""
+    import cv2
+
+    g = _gray_of(image)
+    if min(g.shape) < TINY_SIDE:
+        return "tiny"
+    small = cv2.resize(g.astype(np.float32), (_HASH_SIDE, _HASH_SIDE), interpolation=cv2.INTER_AREA)
+    if float(small.std()) < FLAT_STD:
+        return "blank"
+    return None
+
+
+def photo_signature(image) -> str:
+    """What the database stores per photo: the hex of :func:`photo_hashes`, or a :data:`NO_DETAIL`
+    marker for a blank or tiny frame."""
+    marker = no_detail(image)
+    return marker if marker is not None else hashes_hex(photo_hashes(image))
+
+
+def no_detail_marker(v) -> str | None:
+    """The :data:`NO_DETAIL` marker in one cell of a ``phash`` column, if that is what it holds."""
+    if isinstance(v, str) and v.strip().lower() in NO_DETAIL:
+        return v.strip().lower()
+    return None
 
 
 def phash(image) -> int:
@@ -228,18 +271,20 @@ def hash_matrix(values) -> tuple[np.ndarray, np.ndarray]:
     return arr, valid
 
 
-def hash_files(paths, workers: int | None = None) -> list[tuple[int, ...] | None]:
-    """:func:`photo_hashes` of each file (decoded with :func:`imaging.decode`, the pipeline's way);
-    None for a file that cannot be read. Threads: decoding and OpenCV release the GIL."""
+def hash_files(paths, workers: int | None = None) -> list[tuple[int, ...] | str | None]:
+    """:func:`photo_hashes` of each file (decoded with :func:`imaging.decode`, the pipeline's way), or
+    its :data:`NO_DETAIL` marker; None for a file that cannot be read. Threads: decoding and OpenCV
+    release the GIL."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from iqc_dagster.core import imaging
+    from iqc_dagster.core import imaging, names
 
     def one(p):
         if p is None or (isinstance(p, float) and math.isnan(p)):
             return None
         try:
-            return photo_hashes(imaging.decode(str(p)))
+            decoded = imaging.decode(names.real_path(str(p)))
+            return no_detail(decoded) or photo_hashes(decoded)
         except (imaging.UnreadableImage, OSError, ValueError):
             return None
 
@@ -250,12 +295,12 @@ def hash_files(paths, workers: int | None = None) -> list[tuple[int, ...] | None
 
 def capture_times(paths) -> list:
     """EXIF capture time of each file (:func:`imaging.probe`, header only); None when unknown."""
-    from iqc_dagster.core import imaging
+    from iqc_dagster.core import imaging, names
 
     out = []
     for p in paths:
         try:
-            out.append(imaging.probe(str(p)).captured_at)
+            out.append(imaging.probe(names.real_path(str(p))).captured_at)
         except (imaging.UnreadableImage, OSError, ValueError, TypeError):
             out.append(None)
     return out
@@ -545,15 +590,40 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     n = len(out)
     if n == 0:
         return mark_groups(out, [])
-    hashes, hash_ok = hash_matrix(out[hash_column] if hash_column in out.columns else [None] * n)
+    hash_values = out[hash_column].tolist() if hash_column in out.columns else [None] * n
+    hashes, hash_ok = hash_matrix(hash_values)
     seconds = _seconds(out[time_column], n) if time_column in out.columns else None
     emb, emb_ok = _embedding_matrix(out[embedding_column] if embedding_column in out.columns else None, n)
+    blank = np.array([no_detail_marker(v) is not None for v in hash_values], dtype=bool)
+    if blank.any():  # no information to compare: no hash edge, no CLIP edge, no burst edge
+        hash_ok = hash_ok & ~blank
+        emb_ok = emb_ok & ~blank
     names = out[name_col].astype(str).to_numpy()
     i, j, burst = similar_pairs(hashes, hash_ok, seconds, emb, emb_ok, thresholds, names=names)
+    if "content_hash" in out.columns:  # byte-identical files are duplicates, whatever their pixels
+        ii, jj = _identical_pairs(out["content_hash"].tolist())
+        if ii.size:
+            i, j = np.concatenate([i, ii]), np.concatenate([j, jj])
+            burst = np.concatenate([burst, np.zeros(ii.size, bool)])
     roots = components(n, i, j)
     burst_rows = np.zeros(n, dtype=bool)
     burst_rows[i[burst]] = True
     return mark_groups(out, roots, burst_rows)
+
+
+def _identical_pairs(content_hashes) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, other row) of each set of rows with the same non-empty content hash."""
+    first: dict[str, int] = {}
+    ii, jj = [], []
+    for k, h in enumerate(content_hashes):
+        if not isinstance(h, str) or not h:
+            continue
+        if h in first:
+            ii.append(first[h])
+            jj.append(k)
+        else:
+            first[h] = k
+    return np.array(ii, dtype=np.int64), np.array(jj, dtype=np.int64)
 
 
 def mark_groups(df: pd.DataFrame, keys, burst_rows=None) -> pd.DataFrame:

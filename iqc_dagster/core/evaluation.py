@@ -40,7 +40,7 @@ def with_hashes_and_times(ranked: pd.DataFrame, *, hash_column: str = "phash",
     n = len(out)
     paths = out["path"].tolist() if "path" in out.columns else [None] * n
     if hash_column in out.columns:
-        have = [dedup.parse_hashes(v) is not None for v in out[hash_column]]
+        have = [dedup.parse_hashes(v) is not None or dedup.no_detail_marker(v) is not None for v in out[hash_column]]
     else:
         have = [False] * n
         out[hash_column] = pd.Series([None] * n, index=out.index, dtype=object)
@@ -53,7 +53,7 @@ def with_hashes_and_times(ranked: pd.DataFrame, *, hash_column: str = "phash",
         out[hash_column] = pd.Series(col, index=out.index, dtype=object)
     if time_column not in out.columns:
         out[time_column] = dedup.capture_times(paths)
-    unhashed = sum(dedup.parse_hashes(v) is None for v in out[hash_column])
+    unhashed = sum(dedup.parse_hashes(v) is None and dedup.no_detail_marker(v) is None for v in out[hash_column])
     return out, unhashed
 
 
@@ -66,7 +66,7 @@ def evaluate(ranked: pd.DataFrame, output_dir: str | os.PathLike, album: str, *,
     table = dedup.group_photos(table, thresholds)
     table = reasons.add_reasons(table)
     table = report.ordered(table)
-    table["phash"] = [dedup.hashes_hex(dedup.parse_hashes(v)) for v in table["phash"]]
+    table["phash"] = [dedup.no_detail_marker(v) or dedup.hashes_hex(dedup.parse_hashes(v)) for v in table["phash"]]
     table = table.drop(columns=[c for c in ("embedding",) if c in table.columns])
     m = metrics.proxy_metrics(table, n_unreadable=n_unreadable)
     files = report.write_report(table, report.report_folder(output_dir, album), album=album, metrics=m,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,12 +44,21 @@ MAX_SIDE = 1024
 FINE_MIN_SIDE = 768
 MAX_REDUCTION = 4
 #: Changing how pixels are decoded changes every feature: this string is part of each feature version.
-DECODE_VERSION = f"decode5-{MAX_SIDE}-{FINE_MIN_SIDE}x{MAX_REDUCTION}"
+#: 6: never upsampled (fine + view images), ICC profiles converted to sRGB, float TIFFs scaled.
+DECODE_VERSION = f"decode6-{MAX_SIDE}-{FINE_MIN_SIDE}x{MAX_REDUCTION}"
 
 #: File extensions treated as photos (lower case). Anything else in an album folder is ignored.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif",
+     ".avif"}
 )
+#: Camera RAW extensions (lower case): listed as skipped with a reason until RAW decoding lands.
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
+#: The only formats Pillow may open (its plugin names): photo formats. Anything else, whatever its
+#: extension (a PostScript or PDF file named .jpg, which Pillow would hand to Ghostscript), is refused
+#: before any plugin but these reads it. MPO is how Pillow names a JPEG with a multi-picture index.
+PHOTO_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "HEIF", "AVIF")
+_PHOTO_FORMAT_NAMES = frozenset(PHOTO_FORMATS) | {"MPO"}
 
 try:  # HEIC/HEIF (iPhone photos) through libheif; without it such files are listed as unreadable
     import pillow_heif
@@ -167,21 +177,82 @@ def _parse_exif_datetime(value) -> dt.datetime | None:
         return None
 
 
+#: Signatures of common files that are not images at all (Pillow has no opener for them), for reasons.
+_OTHER_FILES = ((b"%PDF", "PDF document"), (b"PK\x03\x04", "ZIP archive"), (b"ftyp", "video file"),
+                (b"\x1aE\xdf\xa3", "video file"))
+
+
+def _photo_formats() -> list[str]:
+    Image.init()
+    return [f for f in PHOTO_FORMATS if f in Image.OPEN]
+
+
+def _why_unidentified(path: str | os.PathLike) -> str:
+    """A true reason for a file no photo plugin accepted: a damaged photo (the plugin's own words,
+    e.g. a bad PNG checksum), another kind of file Pillow knows (named, never opened), or neither."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(64)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    allowed = set(_photo_formats())
+    for magic, what in _OTHER_FILES:
+        if prefix.startswith(magic) or (magic == b"ftyp" and prefix[4:8] == b"ftyp" and prefix[8:10] in (b"qt", b"mp", b"is", b"M4", b"3g")):
+            return f"not a photo: {what} (only {', '.join(PHOTO_FORMATS)} are read)"
+    for fmt, (factory, accept) in list(Image.OPEN.items()):
+        try:
+            ok = bool(accept(prefix)) if accept else False
+        except Exception:
+            ok = False
+        if not ok:
+            continue
+        if fmt not in allowed:
+            return f"not a photo: {fmt} file (only {', '.join(PHOTO_FORMATS)} are read)"
+        try:  # the photo plugin's own complaint (header parsing only, no pixels)
+            with open(path, "rb") as f:
+                factory(f, os.fspath(path)).close()
+        except Exception as exc:
+            text = str(exc).strip() or type(exc).__name__
+            return f"damaged {fmt} file: {text}"
+        return f"damaged {fmt} file"
+    return "not an image, or a format this build cannot read"
+
+
+def _check_regular(path: str | os.PathLike) -> None:
+    """Refuse FIFOs, sockets and devices (also behind links) before anything opens them: a FIFO blocks
+    the reader forever and /dev/zero never ends."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UnreadableImage("file disappeared before it could be read") from None
+    except PermissionError:
+        raise UnreadableImage("permission denied") from None
+    except OSError as exc:
+        raise UnreadableImage(f"cannot open: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImage("not a regular file")
+
+
 def _open(path: str | os.PathLike) -> Image.Image:
+    _check_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            im = Image.open(path, formats=_photo_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableImage(f"image too large (decompression bomb?): {exc}") from None
     except UnidentifiedImageError:
-        raise UnreadableImage("not an image, or a format this build cannot read") from None
+        raise UnreadableImage(_why_unidentified(path)) from None
     except FileNotFoundError:
         raise UnreadableImage("file disappeared before it could be read") from None
     except PermissionError:
         raise UnreadableImage("permission denied") from None
     except OSError as exc:
         raise UnreadableImage(f"cannot open: {exc}") from None
+    if im.format not in _PHOTO_FORMAT_NAMES:  # formats= already ensures it; a plugin may rename itself
+        im.close()
+        raise UnreadableImage(f"not a photo: {im.format} file (only {', '.join(PHOTO_FORMATS)} are read)")
+    return im
 
 
 def probe(path: str | os.PathLike) -> PhotoInfo:
@@ -204,14 +275,18 @@ def probe(path: str | os.PathLike) -> PhotoInfo:
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode → 8-bit RGB; transparency is composited on mid-grey, 16-bit is scaled, not clipped."""
+    """Any Pillow mode → 8-bit sRGB; an embedded ICC profile (Display P3, Adobe RGB, CMYK, grey) is
+    converted to sRGB; transparency is composited on mid-grey; 16-bit is scaled, not clipped; floats in
+    0..1 are scaled to 0..255 and NaN is black."""
+    from iqc_dagster.core import colour
+
+    converted = colour.to_srgb(im)
+    if converted is not None:
+        im = converted
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(a, "L").convert("RGB")
+        return _scaled_grey(im).convert("RGB")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -312,6 +387,29 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
                    jpeg_quality=quality)
 
 
+def _scaled_grey(im: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float single-channel image → 8-bit grey, scaled to its range:
+    16-bit (and integers above 255) from 0..65535, floats whose values lie in 0..1 from 0..1, anything
+    else from 0..255. NaN and infinities are black, without a RuntimeWarning."""
+    a = np.asarray(im, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, 0.0)
+    top = float(a.max()) if a.size else 0.0
+    if im.mode.startswith("I;16") or top > 255:
+        hi = 65535.0
+    elif im.mode == "F" and top <= 1.0:
+        hi = 1.0
+    else:
+        hi = 255.0
+    return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def is_image_name(name: str) -> bool:
     """True for file names with a photo extension; hidden files (``.DS_Store``, ``._x.jpg``) are not."""
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_raw_name(name: str) -> bool:
+    """True for camera RAW file names (``.CR2``, ``.DNG``, ...); hidden files are not."""
+    return not name.startswith(".") and Path(name).suffix.lower() in RAW_EXTENSIONS

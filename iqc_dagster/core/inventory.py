@@ -7,19 +7,20 @@ the last scan keeps its previous row, so re-scanning an unchanged album reads no
 from __future__ import annotations
 
 import os
-import re
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from iqc_dagster.core import imaging
+from iqc_dagster.core import imaging, names
 
 Progress = Callable[[int, int], None]
 
-# Album names become Dagster partition keys and file-system paths: one plain folder name, no
-# separators, no control characters, not "." or "..", not hidden.
-_BAD_ALBUM = re.compile(r"[\x00-\x1f\x7f/\\]")
+#: The reason a RAW file is listed as skipped (RAW decoding is not implemented yet).
+RAW_REASON = "RAW file: not supported yet"
+NOT_REGULAR_REASON = "not a regular file"
 
 
 class AlbumError(ValueError):
@@ -27,54 +28,108 @@ class AlbumError(ValueError):
 
 
 def validate_album_name(name: str) -> str:
-    if not name or name in (".", "..") or name.startswith(".") or _BAD_ALBUM.search(name) \
-            or name != name.strip() or len(name) > 255:
-        raise AlbumError(f"invalid album name {name!r}: use a plain folder name directly under the photo root")
+    """``name`` if it is an album key (:func:`names.to_key` of one folder name), else :class:`AlbumError`.
+
+    Album keys become Dagster partition keys and output file names: every folder name has one (leading
+    and trailing spaces, newlines, non-UTF-8 bytes included); a key never holds a separator or a control
+    character, and is never "." or "..".
+    """
+    if (not name or name in (".", "..") or "/" in name or "\x00" in name
+            or not names.is_key(name, album=True) or len(names.from_key(name).encode("utf-8", "surrogateescape")) > 255):
+        raise AlbumError(f"invalid album name {names.display(name)!r}: use a plain folder name directly under "
+                         f"the photo root")
     return name
 
 
+def album_key(folder_name: str) -> str:
+    """The album key of a folder name (see :mod:`iqc_dagster.core.names`)."""
+    return names.to_key(folder_name, album=True)
+
+
 def album_dir(photo_root: str | os.PathLike, album: str) -> Path:
-    """The folder of ``album`` under ``photo_root``; refuses names that would escape the root."""
+    """The folder of ``album`` (a key) under ``photo_root``; refuses names that would escape the root."""
     validate_album_name(album)
     root = Path(photo_root).resolve()
-    d = (root / album).resolve()
+    d = (root / names.from_key(album)).resolve()
     if d.parent != root:
-        raise AlbumError(f"album {album!r} resolves outside the photo root {root}")
+        raise AlbumError(f"album {names.display(album)!r} resolves outside the photo root {names.display(root)}")
     return d
 
 
-def list_albums(photo_root: str | os.PathLike) -> list[str]:
-    """Names of the album folders directly under ``photo_root`` (hidden and invalid names skipped)."""
+@dataclass
+class RootListing:
+    albums: list[str] = field(default_factory=list)  # album keys
+    hidden: list[str] = field(default_factory=list)  # keys of folders whose name starts with "."
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+
+
+def scan_root(photo_root: str | os.PathLike) -> RootListing:
+    """The album folders directly under ``photo_root`` (their keys), and those left out, with why.
+
+    Hidden folders (a leading dot: ``.thumbnails``, ``.Trash-1000``, ``.git``) are not albums unless
+    named explicitly (``iqc run --album .x``, ``iqc rank --input-dir``); they are listed so callers can
+    say so. Symbolic links are not followed.
+    """
     root = Path(photo_root)
     if not root.is_dir():
-        raise AlbumError(f"photo root {root} is not a directory")
-    out = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        raise AlbumError(f"photo root {names.display(root)} is not a directory")
+    out = RootListing()
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: os.fsencode(e.name))
+    except OSError as exc:
+        raise AlbumError(f"photo root {names.display(root)} cannot be read: {exc.strerror or exc}") from None
+    for entry in entries:
         try:
-            if entry.is_dir(follow_symlinks=False):
-                validate_album_name(entry.name)
-                out.append(entry.name)
-        except (AlbumError, OSError):
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
             continue
+        key = album_key(entry.name)
+        if entry.name.startswith("."):
+            out.hidden.append(key)
+        elif not os.access(entry.path, os.R_OK | os.X_OK):
+            out.unreadable.append((key, "permission denied"))
+        else:
+            out.albums.append(key)
     return out
 
 
-def list_photo_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
-    """``(relative posix path, absolute path)`` of every photo file under ``folder``, sorted.
+def list_albums(photo_root: str | os.PathLike) -> list[str]:
+    """Keys of the album folders directly under ``photo_root`` (hidden folders left out)."""
+    return scan_root(photo_root).albums
 
-    Sub-folders are included; symbolic links to folders are not followed (no loops); hidden files
-    and non-photo extensions are ignored.
+
+def walk_album(folder: str | os.PathLike) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """``(files, problems)``: ``(key of the relative posix path, absolute path)`` of every photo and RAW
+    file under ``folder``, sorted by key; and ``(key + "/", reason)`` for each sub-folder that could
+    not be listed (its photos would otherwise vanish without a word).
+
+    Sub-folders are included; symbolic links to folders are not followed (no loops); hidden files and
+    folders and other extensions are ignored.
     """
     folder = Path(folder)
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+    problems: list[tuple[str, str]] = []
+
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        rel = where.relative_to(folder).as_posix() if where != folder else "."
+        problems.append((names.to_key(rel) + "/", f"folder cannot be read: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if imaging.is_image_name(name):
+            if imaging.is_image_name(name) or imaging.is_raw_name(name):
                 p = Path(dirpath) / name
-                found.append((p.relative_to(folder).as_posix(), p))
+                found.append((names.to_key(p.relative_to(folder).as_posix()), p))
     found.sort(key=lambda t: t[0])
-    return found
+    problems.sort()
+    return found, problems
+
+
+def list_photo_files(folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """The files of :func:`walk_album` (photos and RAW files), without the folder problems."""
+    return walk_album(folder)[0]
 
 
 def album_fingerprint(folder: str | os.PathLike) -> str:
@@ -99,7 +154,11 @@ def _describe(rel: str, path: Path, old: dict | None, row: dict) -> dict:
     try:
         st = path.stat()
         row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
-        if (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; /dev/zero never ends
+            row.update(status="unreadable", reason=NOT_REGULAR_REASON)
+        elif imaging.is_raw_name(path.name):
+            row.update(status="unreadable", reason=RAW_REASON)
+        elif (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
                 and old["mtime_ns"] == st.st_mtime_ns
                 and str(old["content_hash"] or "").startswith(imaging.CONTENT_HASH_PREFIX)):
             row.update({k: old[k] for k in ("content_hash", "width", "height", "format",
@@ -129,7 +188,7 @@ def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | N
     prev = {}
     if previous is not None and not previous.empty:
         prev = {r["path"]: r for r in previous.to_dict("records")}
-    files = list_photo_files(folder)
+    files, problems = walk_album(folder)
 
     def one(item):
         rel, path = item
@@ -145,6 +204,10 @@ def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | N
             rows.append(row)
             if progress:
                 progress(i, len(files))
+    for rel, reason in problems:
+        rows.append({"album": album, "path": rel, "content_hash": None, "bytes": None, "mtime_ns": None,
+                     "width": None, "height": None, "format": None, "orientation": None, "captured_at": None,
+                     "status": "unreadable", "reason": reason, "scanned_at": scanned_at})
     df = pd.DataFrame(rows, columns=["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height",
                                      "format", "orientation", "captured_at", "status", "reason", "scanned_at"])
     df["captured_at"] = pd.to_datetime(df["captured_at"])

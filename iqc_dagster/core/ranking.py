@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from iqc_dagster.core import features as feat
-from iqc_dagster.core import fusion
+from iqc_dagster.core import fusion, names
 from iqc_dagster.core.files import write_atomic
 
 #: The seed's CSV columns, in order; more follow them.
@@ -50,7 +50,7 @@ def build_ranking(scores: pd.DataFrame, album_folder: str | os.PathLike, weights
     ranked = fusion.rank(scores, result.final_score)
     folder = Path(album_folder)
     ranked.insert(0, "file", ranked["path"])
-    ranked["path"] = [str(folder / p) for p in ranked["file"]]
+    ranked["path"] = [names.to_key(str(folder / names.from_key(p))) for p in ranked["file"]]
     ranked["face_present"] = ranked["face_present"].map(lambda v: None if pd.isna(v) else int(v >= 0.5))
     ranked["weights_id"] = weights.weights_id
     raw_cols = sorted(c for c in ranked.columns if c.startswith("raw."))
@@ -83,6 +83,29 @@ def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     return dedup.mark_groups(ranked, key_col, bursts)
 
 
+NO_DETAIL_COLUMN = "no_detail"
+
+
+def demote_no_detail(ranked: pd.DataFrame, markers: dict[str, str]) -> pd.DataFrame:
+    """Blank and tiny frames (``markers``: file -> :data:`dedup.NO_DETAIL` key) get ``final_score`` 0 and
+    rank below every photo with detail, whatever their other scores (a black frame can look "well
+    exposed" to nothing and "appealing" to CLIP); the column ``no_detail`` says why."""
+    from iqc_dagster.core import dedup
+
+    out = ranked.copy()
+    text = [dedup.NO_DETAIL.get(markers.get(f) or "", "") for f in out["file"]]
+    out[NO_DETAIL_COLUMN] = text
+    flagged = pd.Series([bool(t) for t in text], index=out.index)
+    if not flagged.any():
+        return out
+    out.loc[flagged, "final_score"] = 0.0
+    out["_blank"] = flagged
+    out = out.sort_values(["_blank", "final_score", "file"], ascending=[True, False, True], na_position="last",
+                          kind="mergesort").drop(columns="_blank").reset_index(drop=True)
+    out["rank"] = range(1, len(out) + 1)
+    return out
+
+
 GROUP_AND_REASON_COLUMNS = ["group_id", "group_size", "is_best_in_group", "group_kind", "duplicate_of",
                             "reasons"]
 
@@ -98,5 +121,10 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to ``path`` via a temporary file and rename, so readers never see half a CSV."""
-    return write_atomic(Path(path), df.to_csv(index=False, float_format="%.6g").encode("utf-8"))
+    """Write ``df`` to ``path`` via a temporary file and rename, so readers never see half a CSV.
+
+    Lines end in CRLF (RFC 4180): the csv writer then quotes every field holding a ``\r`` or ``\n``, so
+    a value with a bare carriage return cannot split its row (with ``\n`` endings it would not be
+    quoted, and pandas reads it back as a line break)."""
+    text = df.to_csv(index=False, float_format="%.6g", lineterminator="\r\n")
+    return write_atomic(Path(path), text.encode("utf-8", "backslashreplace"))

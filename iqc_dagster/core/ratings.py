@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from iqc_dagster.core import names
+
 #: XMP namespace of ``xmp:Rating``.
 XMP_NS = "http://ns.adobe.com/xap/1.0/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -234,7 +236,7 @@ def match_labels(labels: Iterable[Mapping], photos: Iterable[tuple[str, str]],
     """
     photos = list(photos)
     root = Path(photo_root).resolve()
-    by_abs = {str((root / a / p).resolve()): (a, p) for a, p in photos}
+    by_abs = {str((root / names.from_key(a) / names.from_key(p)).resolve()): (a, p) for a, p in photos}
     by_rel = {f"{a}/{p}": (a, p) for a, p in photos}
     by_inner: dict[str, list[tuple[str, str]]] = {}
     for a, p in photos:
@@ -281,7 +283,7 @@ def collect_ratings(photos: Iterable[tuple[str, str]], photo_root: str | os.Path
         for album, path in photos:
             if (album, path) in out:
                 continue
-            r = file_rating(root / album / path)
+            r = file_rating(root / names.from_key(album) / names.from_key(path))
             if r is not None:
                 out[(album, path)] = r
     return out, notes

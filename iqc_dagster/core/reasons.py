@@ -10,6 +10,7 @@
 * raw measurements where they say more than the score: ``clipped_highlights`` ("12% of highlights
   clipped"), ``clipped_shadows``, ``median_luma`` ("dark", "very bright", unless ``exposure_norm`` is
   at least 0.6), ``face_count`` ("2 faces"); "well exposed" is left out next to any of these;
+* ``no_detail`` (a blank or tiny frame, ranked last): that reason alone;
 * groups (:mod:`iqc_dagster.core.dedup`): a non-best member gets "duplicate of X, lower score" (or
   "burst with X, lower score"); a group's best pick gets "best of N similar".
 
@@ -100,6 +101,11 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     lifts: list[tuple[float, str]] = []
     sinks: list[tuple[float, str]] = []
     specific_exposure = False
+
+    # a blank or tiny frame (core.dedup.NO_DETAIL): nothing else about it matters
+    blank = _s(row, "no_detail")
+    if blank:
+        return [], [(20.0, blank)]
 
     # groups
     size = _f(row, "group_size")

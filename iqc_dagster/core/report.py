@@ -70,8 +70,14 @@ def safe_name(name: str) -> str:
 
 
 def report_folder(output_dir: str | os.PathLike, album: str) -> Path:
-    """``<output_dir>/reports/<album>`` (the album name made safe as one folder name)."""
-    return Path(output_dir) / "reports" / safe_name(album)
+    """``<output_dir>/reports/<album>`` (the album name made safe as one folder name; when that changed
+    it, a hash of the name follows, so two albums never share a report folder)."""
+    safe = safe_name(album)
+    if safe != album:
+        import hashlib
+
+        safe = f"{safe[:180]}~{hashlib.blake2b(album.encode('utf-8', 'surrogateescape'), digest_size=5).hexdigest()}"
+    return Path(output_dir) / "reports" / safe
 
 
 def score_columns(df: pd.DataFrame) -> list[str]:
@@ -148,7 +154,9 @@ def thumbnail(path, side: int = THUMB_SIDE) -> np.ndarray | None:
     if path is None or (isinstance(path, float) and math.isnan(path)):
         return None
     try:
-        return imaging.decode(str(path), max_side=side).rgb
+        from iqc_dagster.core import names
+
+        return imaging.decode(names.real_path(str(path)), max_side=side).rgb
     except (imaging.UnreadableImage, OSError, ValueError):
         return None
 

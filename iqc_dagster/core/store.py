@@ -9,6 +9,8 @@ Keys:
 * ``clip_embeddings``   (content_hash, model_id)         — CLIP image embeddings (FLOAT[]), shared across albums
 * ``clip_text_embeddings`` (model_id, prompt)            — CLIP text embeddings of the aesthetic prompts
 * ``clip_models``       (model_id)                       — each CLIP model used: source, dimension, logit scale
+* ``album_folders``     (album)                          — the folder an album name stands for (two
+                                                           folders of one name are not mixed up)
 * ``aesthetic_status``  (album)                          — whether the album's aesthetic scores were computed,
                                                            with which model and prompts, or why not
 
@@ -70,12 +72,38 @@ SCHEMA = [
         PRIMARY KEY (album, path))""",
     """CREATE TABLE IF NOT EXISTS album_metrics (
         album VARCHAR PRIMARY KEY, metrics VARCHAR NOT NULL, report VARCHAR, computed_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS album_folders (
+        album VARCHAR PRIMARY KEY, folder VARCHAR NOT NULL, updated_at TIMESTAMP)""",
 ]
+
+#: Passed to every DuckDB connection iqc opens: never download or load an extension by itself (a
+#: database path naming a SQLite file would otherwise make DuckDB fetch its sqlite extension).
+CONNECTION_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 PHOTO_COLUMNS = ["album", "path", "content_hash", "bytes", "mtime_ns", "width", "height", "format",
                  "orientation", "captured_at", "status", "reason", "scanned_at"]
 
 _ALBUM_TABLES = frozenset({"photos", "normalized_scores", "rankings", "photo_groups"})
+
+
+def not_duckdb_message(path: str) -> str | None:
+    """A one-line reason when ``path`` exists but is plainly not a DuckDB database (a SQLite file,
+    anything else without DuckDB's header), else None."""
+    import os
+
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            return None
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"SQLite format 3"):
+        return (f"the database {path} is a SQLite file, not a DuckDB database: point IQC_DB / --db at a "
+                f".duckdb file (iqc never loads DuckDB extensions)")
+    if len(head) >= 12 and head[8:12] != b"DUCK":
+        return f"the database {path} is not a DuckDB database file: point IQC_DB / --db at a .duckdb file"
+    return None
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -410,6 +438,15 @@ def album_groups(conn, album: str) -> pd.DataFrame:
 def save_album_metrics(conn, album: str, metrics: Mapping, report: str | None) -> None:
     conn.execute("INSERT OR REPLACE INTO album_metrics VALUES (?, ?, ?, ?)",
                  [album, json.dumps(dict(metrics), sort_keys=True, default=str), report, now()])
+
+
+def album_folder(conn, album: str) -> str | None:
+    row = conn.execute("SELECT folder FROM album_folders WHERE album = ?", [album]).fetchone()
+    return row[0] if row else None
+
+
+def save_album_folder(conn, album: str, folder: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO album_folders VALUES (?, ?, ?)", [album, folder, now()])
 
 
 def album_metrics(conn, album: str) -> dict | None:

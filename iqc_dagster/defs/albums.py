@@ -6,13 +6,14 @@ transactions. Nothing here decodes pixels or computes a score itself.
 
 
 import math
+import os
 import time
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import analysis, dedup, fusion, inventory, ranking, reasons, store
+from iqc_dagster.core import analysis, dedup, fusion, inventory, names, ranking, reasons, store
 from iqc_dagster.core import features as feat
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs import evaluation as evaldefs
@@ -42,8 +43,18 @@ def image_inventory(context: dg.AssetExecutionContext, iqc: IQCSettings,
     album = context.partition_key
     folder = iqc.album_dir(album)
     if not folder.is_dir():
-        raise dg.Failure(description=f"album folder {folder} does not exist (photo root: {iqc.photo_root})")
+        raise dg.Failure(description=f"album folder {names.display(folder)} does not exist (photo root: "
+                                     f"{names.display(iqc.photo_root)})")
+    folder_key = names.to_key(str(folder))
     with db(duckdb) as conn:
+        known = store.album_folder(conn, album)
+        if known and known != folder_key and os.path.isdir(names.from_key(known)):
+            # two folders of one name (c1/trip, c2/trip): never let the second replace the first's rows
+            raise dg.Failure(description=(
+                f"the album name {names.display(album)!r} already stands for the folder {names.display(known)} "
+                f"in this database, and {names.display(folder)} has the same name: rank it under another name "
+                f"(iqc rank --album NAME) or with another --db and --output-dir"))
+        store.save_album_folder(conn, album, folder_key)
         previous = store.album_photos(conn, album)
     t0 = time.monotonic()
     df = inventory.scan_album(folder, album, previous, scanned_at=store.now(),
@@ -52,7 +63,7 @@ def image_inventory(context: dg.AssetExecutionContext, iqc: IQCSettings,
         store.replace_album_rows(conn, "photos", album, df)
     bad = df[df["status"] != "ok"]
     for row in bad.itertuples():
-        context.log.warning(f"unreadable: {row.path}: {row.reason}")
+        context.log.warning(f"unreadable: {names.display(row.path)}: {row.reason}")
     context.log.info(f"{album}: {len(df)} files, {len(df) - len(bad)} readable, {len(bad)} unreadable "
                      f"({time.monotonic() - t0:.1f}s)")
     return dg.MaterializeResult(metadata={
@@ -128,7 +139,7 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
         if todo:
             feature_hashes.add(h)
         if todo or want_clip or want_hashes:
-            tasks.append(analysis.PhotoTask(content_hash=h, path=folder / paths[0], rel_path=paths[0],
+            tasks.append(analysis.PhotoTask(content_hash=h, path=folder / names.from_key(paths[0]), rel_path=paths[0],
                                             features=todo, want_clip=want_clip, want_hashes=want_hashes))
     if do_features:
         context.log.info(f"{album}: {len(paths_by_hash)} distinct photos, {len(feature_hashes)} to analyse, "
@@ -157,7 +168,7 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
         stages["clip_embed"] = stages.get("clip_embed", 0.0) + (t_db - t)
         stages["db_write"] = stages.get("db_write", 0.0) + (time.perf_counter() - t_db)
         for p, reason in bad_paths.items():
-            context.log.warning(f"unreadable: {p}: {reason}")
+            context.log.warning(f"unreadable: {names.display(p)}: {reason}")
         failed.update(bad_paths)
         failed_hashes.update(batch.errors)
         progress(batch.done, batch.total)
@@ -250,15 +261,18 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         photos = store.album_photos(conn, album)
         aesthetic = store.aesthetic_status(conn, album) or {"status": "unknown", "message": ""}
         groups = store.album_groups(conn, album)
+        hash_rows = store.album_hash_rows(conn, album, dedup.PHASH_VERSION)
+    markers = {p: m for p, h in zip(hash_rows["path"], hash_rows["hashes"]) if (m := dedup.no_detail_marker(h))}
     ranked, result = ranking.build_ranking(scores, folder, weights) if not scores.empty else (
         pd.DataFrame(columns=ranking.CSV_COLUMNS), None)
     if not ranked.empty:
+        ranked = ranking.demote_no_detail(ranked, markers)
         ranked = ranking.order_columns(reasons.add_reasons(ranking.apply_groups(ranked, groups)))
     for note in (result.notes if result else []):
         context.log.warning(note)
     csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
     skipped = photos[photos["status"] != "ok"][["path", "reason"]].rename(columns={"path": "file"})
-    skipped_path = ranking.write_csv_atomic(skipped, iqc.csv_path(album).with_name(f"{album}_skipped.csv"))
+    skipped_path = ranking.write_csv_atomic(skipped, iqc.skipped_csv_path(album))
     db_rows = pd.DataFrame({
         "album": album, "path": ranked["file"], "content_hash": ranked.get("content_hash"),
         "rank": ranked["rank"], "final_score": ranked["final_score"], "weights_id": weights.weights_id,
@@ -266,6 +280,8 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
     with db(duckdb) as conn:
         store.save_weights(conn, weights.weights_id, weights.source, weights.values)
         store.replace_album_rows(conn, "rankings", album, db_rows)
+    if markers:
+        context.log.info(f"{album}: {len(markers)} blank or tiny frame(s) ranked last")
     context.log.info(f"{album}: ranked {len(ranked)} photos -> {csv_path}")
     top = ranked[["rank", "file", "final_score"]].head(5) if not ranked.empty else ranked
     return dg.MaterializeResult(metadata={
@@ -273,6 +289,8 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "skipped_csv": dg.MetadataValue.path(str(skipped_path.resolve())),
         "n_ranked": len(ranked),
         "n_skipped": len(skipped),
+        "n_raw_skipped": int((skipped["reason"] == inventory.RAW_REASON).sum()),
+        "n_no_detail": len(markers),
         "top5": _md_table(top, 5),
         "weights_id": weights.weights_id,
         "weights_source": weights.source,

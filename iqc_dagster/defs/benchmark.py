@@ -57,7 +57,7 @@ def ranking_quality_benchmark(context: dg.AssetExecutionContext, config: Benchma
                                          progress=context.log.info)
     except (benchmark.BenchmarkUnavailable, KeyError) as exc:
         raise dg.Failure(description=str(exc).strip("'\"")) from None
-    paths = benchmark.write_outputs(result, Path(iqc.output_dir) / "benchmark")
+    paths = benchmark.write_outputs(result, iqc.out_dir() / "benchmark")
     seconds = time.monotonic() - t0
     context.log.info(f"ranking benchmark: {len(result.frame)} images from {len(result.references)} "
                      f"references in {seconds:.1f}s -> {paths['table']}")

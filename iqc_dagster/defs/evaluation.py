@@ -84,7 +84,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
         aesthetic = store.aesthetic_status(conn, album) or {}
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)
-    folder = report.report_folder(iqc.output_dir, album)
+    folder = report.report_folder(iqc.out_dir(), album)
     # The report is a pure function of the ranked CSV, the notes and the unreadable count: when none of
     # them changed since the last report (an unchanged album re-run), the files on disk are reused.
     source_id = hashlib.sha1(csv_bytes + json.dumps([notes, n_unreadable, report.REPORT_VERSION]).encode()).hexdigest()
@@ -112,7 +112,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
 def report_is_complete(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
                        duckdb: DuckDBResource) -> dg.AssetCheckResult:
     album = context.op_execution_context.partition_key
-    folder = report.report_folder(iqc.output_dir, album)
+    folder = report.report_folder(iqc.out_dir(), album)
     ranked = pd.read_csv(iqc.csv_path(album))
     with db(duckdb) as conn:
         m = store.album_metrics(conn, album) or {}

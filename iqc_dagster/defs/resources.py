@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import clip as clipcore
-from iqc_dagster.core import inventory, store
+from iqc_dagster.core import inventory, names, store
 from iqc_dagster.core.config import Settings
 
 #: Every asset that writes to DuckDB runs in this pool; its limit is 1 (see dagster.yaml / README),
@@ -20,16 +20,32 @@ DUCKDB_POOL = "iqc_duckdb"
 
 
 class IQCSettings(dg.ConfigurableResource):
-    """Paths used by the pipeline. Defaults come from IQC_PHOTO_ROOT and IQC_OUTPUT_DIR."""
+    """Paths used by the pipeline. Defaults come from IQC_PHOTO_ROOT and IQC_OUTPUT_DIR.
+
+    Paths are held as name keys (:mod:`iqc_dagster.core.names`: config must be valid UTF-8) and turned
+    back into real paths here. ``album_folders`` maps album names to folders outside the photo root
+    (``iqc rank --album NAME``)."""
 
     photo_root: str
     output_dir: str
+    album_folders: dict[str, str] = {}
+
+    def root_dir(self) -> Path:
+        return Path(names.from_key(self.photo_root))
+
+    def out_dir(self) -> Path:
+        return Path(names.from_key(self.output_dir))
 
     def album_dir(self, album: str) -> Path:
-        return inventory.album_dir(self.photo_root, album)
+        if album in self.album_folders:
+            return Path(names.from_key(self.album_folders[album]))
+        return inventory.album_dir(self.root_dir(), album)
 
     def csv_path(self, album: str) -> Path:
-        return Path(self.output_dir) / "csvs" / f"{album}.csv"
+        return self.out_dir() / "csvs" / f"{names.file_stem(album)}.csv"
+
+    def skipped_csv_path(self, album: str) -> Path:
+        return self.out_dir() / "csvs" / f"{names.file_stem(album)}_skipped.csv"
 
 
 class ClipResource(dg.ConfigurableResource):
@@ -94,6 +110,10 @@ class DatabaseLocked(RuntimeError):
     """The DuckDB file stayed locked by another process for longer than the lock timeout."""
 
 
+class NotADuckDBFile(RuntimeError):
+    """IQC_DB names a file that is not a DuckDB database (e.g. a SQLite file)."""
+
+
 class IQCDuckDBResource(DuckDBResource):
     """``DuckDBResource`` whose connection waits a bounded time for a file locked by another process."""
 
@@ -103,7 +123,10 @@ class IQCDuckDBResource(DuckDBResource):
     def get_connection(self):
         import duckdb as _duckdb
 
-        config = {"custom_user_agent": "dagster", **self.connection_config}
+        config = {"custom_user_agent": "dagster", **store.CONNECTION_CONFIG, **self.connection_config}
+        bad = store.not_duckdb_message(self.database)
+        if bad:
+            raise NotADuckDBFile(bad)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
@@ -134,7 +157,8 @@ def lock_timeout() -> float:
 def make_resources(settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     return {
-        "iqc": IQCSettings(photo_root=settings.photo_root, output_dir=settings.output_dir),
+        "iqc": IQCSettings(photo_root=names.to_key(settings.photo_root), output_dir=names.to_key(settings.output_dir),
+                           album_folders={a: names.to_key(f) for a, f in settings.album_folders}),
         "clip": ClipResource.from_settings(settings.clip),
         "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=lock_timeout()),
     }

@@ -6,6 +6,7 @@ import sys
 
 import dagster as dg
 
+from iqc_dagster.core import names
 from iqc_dagster.core.config import Settings
 from iqc_dagster.defs.albums import album_assets, album_checks
 from iqc_dagster.defs.partitions import albums_partitions
@@ -30,7 +31,7 @@ def _failure_summary(result: dg.ExecuteInProcessResult) -> str:
     for ev in result.get_asset_check_evaluations():
         if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
             msgs.append(f"check {ev.check_name} failed: {dict((k, v.value) for k, v in ev.metadata.items())}")
-    return "; ".join(msgs) or "run failed"
+    return names.display("; ".join(msgs) or "run failed")
 
 
 @dg.logger(config_schema={"log_level": dg.Field(str, default_value="INFO")},
@@ -54,7 +55,8 @@ def _user_messages_only(record: logging.LogRecord) -> bool:
         return False  # framework events (STEP_START, STEP_FAILURE with its stack trace, ...)
     if str(meta.get("orig_message", "")).startswith("Dependencies for step"):
         return False  # "... failed. Not executing." for each downstream step: the summary says it once
-    record.msg = f"[{meta.get('step_key') or 'run'}] {meta.get('orig_message', record.getMessage())}"
+    # names.display: a file name holding "\x1b[31m" must not recolour the terminal
+    record.msg = names.display(f"[{meta.get('step_key') or 'run'}] {meta.get('orig_message', record.getMessage())}")
     record.args = ()
     return True
 

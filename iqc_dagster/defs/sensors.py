@@ -16,7 +16,7 @@ from iqc_dagster.defs.resources import IQCSettings
                        "ranked; an album whose photos change (added, edited, removed) is ranked again.")
 def album_sensor(context: dg.SensorEvaluationContext, iqc: IQCSettings) -> dg.SensorResult | dg.SkipReason:
     try:
-        albums = inventory.list_albums(iqc.photo_root)
+        albums = inventory.list_albums(iqc.root_dir())
     except inventory.AlbumError as exc:
         return dg.SkipReason(str(exc))
     state = json.loads(context.cursor) if context.cursor else {}

@@ -14,7 +14,7 @@ from typing import Optional
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import tuning
+from iqc_dagster.core import names, tuning
 from iqc_dagster.defs.albums import normalized_features
 from iqc_dagster.defs.clip import aesthetic_scores
 from iqc_dagster.defs.resources import DUCKDB_POOL, IQCSettings, db
@@ -37,7 +37,7 @@ class TuneConfig(dg.Config):
 
 
 def tuning_dir(iqc: IQCSettings) -> Path:
-    return Path(iqc.output_dir) / "tuning"
+    return iqc.out_dir() / "tuning"
 
 
 @dg.asset(
@@ -58,18 +58,18 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
     with db(duckdb) as conn:
         scores = tuning.all_album_scores(conn)
     if not scores.empty:  # albums whose folder is gone cannot be rated any more
-        root = Path(iqc.photo_root)
-        present = {a for a in scores["album"].unique() if (root / a).is_dir()}
+        root = iqc.root_dir()
+        present = {a for a in scores["album"].unique() if (root / names.from_key(a)).is_dir()}
         scores = scores[scores["album"].isin(present)]
     context.log.info(f"{scores['album'].nunique() if not scores.empty else 0} album(s), {len(scores)} scored "
-                     f"photo(s) under {iqc.photo_root}")
+                     f"photo(s) under {iqc.root_dir()}")
 
     def synthetic():
         return tuning.synthetic_frame(out, config.synthetic_references,
                                       distortions=config.synthetic_distortions, log=context.log.info)
 
     try:
-        prefs = tuning.gather_preferences(scores, iqc.photo_root, labels_csv=config.labels_csv,
+        prefs = tuning.gather_preferences(scores, str(iqc.root_dir()), labels_csv=config.labels_csv,
                                           use_clip=config.use_clip, synthetic=synthetic, log=context.log.info)
         result = tuning.run_study(prefs, n_trials=config.n_trials, storage_dir=out, seed=config.seed,
                                   log=context.log.info)
