@@ -21,7 +21,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from iqc_dagster.core import degrade  # noqa: E402
+from iqc_dagster.bench import degrade  # noqa: E402
 
 
 def originals() -> dict[str, np.ndarray]:

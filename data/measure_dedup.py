@@ -24,7 +24,8 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from iqc_dagster.core import dedup, degrade, imaging  # noqa: E402
+from iqc_dagster.bench import degrade  # noqa: E402
+from iqc_dagster.core import dedup, imaging  # noqa: E402
 
 
 def originals() -> dict[str, np.ndarray]:

@@ -66,7 +66,7 @@ def large_photo(name: str) -> np.ndarray:
     """
     import os
 
-    from iqc_dagster.core import benchmark
+    from iqc_dagster.bench import benchmark
 
     try:
         return benchmark.load_reference(name)

@@ -31,7 +31,7 @@ def test_run_continues_past_a_failing_album_and_exits_non_zero(tmp_path, monkeyp
         _album(root / a)
     _album(root / ".thumbnails")
     (root / "empty").mkdir()
-    from iqc_dagster.defs import runner
+    from iqc_dagster import runner
 
     real = runner.materialize_album
 

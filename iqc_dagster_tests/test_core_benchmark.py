@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from iqc_dagster.core import benchmark, degrade, imaging
+from iqc_dagster.bench import benchmark, degrade
+from iqc_dagster.core import imaging
 
 pytest.importorskip("skimage")
 pytest.importorskip("sklearn")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iqc_dagster.core import degrade, fusion
+from iqc_dagster.bench import degrade
+from iqc_dagster.core import fusion
 from iqc_dagster.core import features as feat
 from iqc_dagster.core.features import _signals
 from iqc_dagster.core.imaging import Decoded

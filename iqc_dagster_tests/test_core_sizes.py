@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from iqc_dagster.core import benchmark, degrade, imaging
+from iqc_dagster.bench import benchmark, degrade
+from iqc_dagster.core import imaging
 from iqc_dagster.core.features import _signals
 from iqc_dagster.core.features import noise as noise_feature
 from iqc_dagster_tests.conftest import large_photo, save_jpeg

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from iqc_dagster.core import ranking
-from iqc_dagster.defs.runner import RunFailed, materialize_album
+from iqc_dagster.runner import RunFailed, materialize_album
 
 
 def _metadata(result, asset: str) -> dict:

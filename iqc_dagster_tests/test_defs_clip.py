@@ -14,7 +14,7 @@ import pytest
 
 from iqc_dagster.core import fusion, imaging, store
 from iqc_dagster.core.clip import ClipSettings
-from iqc_dagster.defs.runner import materialize_album
+from iqc_dagster.runner import materialize_album
 from iqc_dagster_tests.tiny_clip import PROJECTION_DIM, isolate_clip_env
 
 

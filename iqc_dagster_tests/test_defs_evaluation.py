@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from iqc_dagster.core import ranking
-from iqc_dagster.defs.runner import materialize_album
+from iqc_dagster.runner import materialize_album
 from iqc_dagster_tests.conftest import SAMPLES
 
 

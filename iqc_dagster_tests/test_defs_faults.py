@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from iqc_dagster.core.config import Settings
-from iqc_dagster.defs.runner import materialize_album
+from iqc_dagster.runner import materialize_album
 from iqc_dagster_tests import faults
 
 
@@ -142,7 +142,7 @@ def test_two_folders_of_one_name_are_not_mixed(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from iqc_dagster.defs.runner import RunFailed
+    from iqc_dagster.runner import RunFailed
 
     rng = np.random.default_rng(1)
     for card in ("c1", "c2"):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from iqc_dagster.core import imaging, names
 from iqc_dagster.core.config import Settings
-from iqc_dagster.defs.runner import materialize_album
+from iqc_dagster.runner import materialize_album
 from iqc_dagster_tests.test_defs_faults import _snapshot
 
 

@@ -14,7 +14,7 @@ PROJECTION_DIM = 16
 
 
 def build_tiny_clip(dest: Path, *, crop: int = CROP, seed: int = 0) -> Path:
-    from iqc_dagster.core.perf import build_random_clip
+    from iqc_dagster.bench.perf import build_random_clip
 
     return build_random_clip(
         dest, crop=crop, seed=seed, projection_dim=PROJECTION_DIM,

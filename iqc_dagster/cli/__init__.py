@@ -20,7 +20,10 @@ class CLIError(Exception):
 
 
 #: Sub-command modules, in help order. Adding a command = one module + one entry here.
-COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "bench"]
+COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "perf"]
+
+#: Old names still accepted (not listed in --help): old -> new.
+ALIASES = {"bench": "perf"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", category=Warning, message=".*preview.*")
     route_library_output()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ALIASES:
+        print(f"iqc {argv[0]}: renamed to `iqc {ALIASES[argv[0]]}` (the old name will go away)", file=sys.stderr)
+        argv[0] = ALIASES[argv[0]]
     parser = build_parser()
     args = parser.parse_args(argv)
     from iqc_dagster.core.names import display

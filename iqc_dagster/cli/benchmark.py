@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from iqc_dagster.core import benchmark
+    from iqc_dagster.bench import benchmark
 
     refs = args.references or list(benchmark.DEFAULT_REFERENCES)
     unknown = [r for r in refs if r not in benchmark.REFERENCES]

@@ -130,7 +130,7 @@ def csv_path_of(album: str, settings: Settings) -> Path:
 
 def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
     from iqc_dagster.defs.resources import DatabaseLocked, NotADuckDBFile
-    from iqc_dagster.defs.runner import RunFailed, materialize_album
+    from iqc_dagster.runner import RunFailed, materialize_album
 
     from iqc_dagster.core import store
 

@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from iqc_dagster.defs.runner import RunFailed
+    from iqc_dagster.runner import RunFailed
     from iqc_dagster.defs.tuning import materialize_tuning, summary_of
 
     if args.trials < 0:
@@ -69,7 +69,7 @@ def run(args) -> int:
         labels = str(lp.resolve())
     refs, dists = _names(args.references), _names(args.distortions)
     if refs or dists:
-        from iqc_dagster.core import benchmark, degrade
+        from iqc_dagster.bench import benchmark, degrade
 
         bad = [r for r in refs or [] if r not in benchmark.REFERENCES]
         bad += [d for d in dists or [] if d not in degrade.DISTORTIONS]

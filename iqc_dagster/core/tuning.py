@@ -6,7 +6,7 @@ half). It is never a label-free proxy such as score spread. The pairs come from
 
 * **ratings** (:mod:`iqc_dagster.core.ratings`): every two photos *of the same album* whose ratings
   differ; the photo's split key is its content hash; or, when there are too few rated pairs,
-* **synthetic degradations** (:mod:`iqc_dagster.core.benchmark`): each reference photo above each of
+* **synthetic degradations** (:mod:`iqc_dagster.bench.benchmark`): each reference photo above each of
   its graded copies, a milder copy above a harsher one of the same distortion, and the bokeh copy above
   the uniformly soft one; the split key is the reference photo.
 
@@ -547,7 +547,7 @@ def synthetic_frame(cache_dir: str | os.PathLike, references: Sequence[str] | No
                     log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The benchmark's images with their calibrated scores (:func:`benchmark.measure_set`), cached as a
     CSV under ``cache_dir`` keyed by the benchmark version, the feature versions and the selection."""
-    from iqc_dagster.core import benchmark
+    from iqc_dagster.bench import benchmark
     from iqc_dagster.core import features as feat
 
     refs = list(references or benchmark.PACKAGE_REFERENCES)

@@ -1,6 +1,6 @@
 """The ``ranking_quality_benchmark`` asset: does the ranking put the better photo first?
 
-Thin: it calls :func:`iqc_dagster.core.benchmark.run_benchmark` and writes the metrics tables, the
+Thin: it calls :func:`iqc_dagster.bench.benchmark.run_benchmark` and writes the metrics tables, the
 per-image scores and a plot under ``$IQC_OUTPUT_DIR/benchmark/``. Unpartitioned, in group
 ``evaluation``; it needs the dev extra (scikit-image, scikit-learn) and Debian's lomiri-wallpapers
 packages for its reference photos.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from iqc_dagster.core import benchmark
+from iqc_dagster.bench import benchmark
 from iqc_dagster.defs.resources import IQCSettings
 
 

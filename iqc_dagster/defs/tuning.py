@@ -119,7 +119,7 @@ def materialize_tuning(settings, config: dict, *, instance: dg.DagsterInstance |
                        log_level: str = "INFO") -> dg.ExecuteInProcessResult:
     """Materialize ``tuned_weights`` in this process (what ``iqc tune`` runs); raises ``RunFailed``."""
     from iqc_dagster.defs.albums import album_assets
-    from iqc_dagster.defs.runner import run_in_process
+    from iqc_dagster.runner import run_in_process
 
     return run_in_process("iqc_tune", [*album_assets, tuned_weights], dg.AssetSelection.assets(tuned_weights),
                           settings, instance=instance, log_level=log_level,

@@ -1,4 +1,4 @@
-"""`iqc bench` run as a user would run it (a subprocess), on a tiny album so it stays quick."""
+"""`iqc perf` run as a user would run it (a subprocess), on a tiny album so it stays quick."""
 
 import json
 import os
@@ -7,12 +7,12 @@ import sys
 
 from PIL import Image
 
-from iqc_dagster.core import perf
+from iqc_dagster.bench import perf
 
 
-def test_bench_reports_the_decode_floor_the_scenarios_and_an_unchanged_rerun(tmp_path):
+def test_perf_reports_the_decode_floor_the_scenarios_and_an_unchanged_rerun(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("IQC_")}
-    r = subprocess.run([sys.executable, "-m", "iqc_dagster.cli", "bench", "--n", "2", "--rerun-n", "3",
+    r = subprocess.run([sys.executable, "-m", "iqc_dagster.cli", "perf", "--n", "2", "--rerun-n", "3",
                         "--scenarios", "floor,tech,rerun", "--workdir", str(tmp_path), "--json"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -42,3 +42,16 @@ def test_decode_floor_times_the_pipelines_own_decode(tmp_path, monkeypatch):
     assert floor["photos_per_s"] > 0 and floor["wall_s"] > 0
     # one warm-up, the one-thread sample, then every photo once in the pool
     assert sorted(calls) == sorted(["IMG_00000.jpg"] * 3 + ["IMG_00001.jpg"] * 2)
+
+
+def test_old_name_bench_still_works_and_says_it_was_renamed(capsys):
+    from iqc_dagster.cli import build_parser, main
+
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert "renamed to `iqc perf`" in captured.err and "--rerun-n" in captured.out
+    assert " bench " not in build_parser().format_help()  # hidden from the command list

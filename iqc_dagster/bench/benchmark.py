@@ -11,7 +11,7 @@ working size: the decoder, the file format and every reduction users' photos go 
 can reach without being enlarged more than 2x (area reduction down, Lanczos up; an enlarged reference is
 softer than a camera file and is flagged ``upscaled``), in landscape or portrait (alternating; half of the
 portraits are stored landscape with an EXIF orientation, as phones do). At that size it gets graded
-distortions (:data:`iqc_dagster.core.degrade.DISTORTIONS`, applied at the source size), a bokeh and a soft
+distortions (:data:`iqc_dagster.bench.degrade.DISTORTIONS`, applied at the source size), a bokeh and a soft
 copy, and two harmless copies that a user would not call worse (a quality-88 re-save and a copy downscaled
 to 2/3). Everything is saved as a quality-95 JPEG (4:2:0, as cameras do) except the JPEG distortions and
 the re-save, which are saved at their own quality. One album per size: all its references and copies
@@ -60,7 +60,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from iqc_dagster.core import analysis, degrade, fusion, inventory, ranking
+from iqc_dagster.bench import degrade
+from iqc_dagster.core import analysis, fusion, inventory, ranking
 from iqc_dagster.core import names as name_keys
 from iqc_dagster.core import features as feat
 

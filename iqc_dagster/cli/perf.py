@@ -1,4 +1,4 @@
-"""``iqc bench``: throughput and peak memory of the album graph on synthetic 12-megapixel photos."""
+"""``iqc perf`` (formerly ``iqc bench``): throughput and peak memory of the album graph on synthetic 12-megapixel photos."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from iqc_dagster.cli import CLIError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="performance benchmark on synthetic 12-megapixel photos",
+    p = sub.add_parser("perf", help="speed and memory on synthetic 12-megapixel photos",
                        description="Ranks an album of N deterministic synthetic 12 MP JPEGs with camera-like "
                                    "grain (a) with technical features only, (b) with CLIP ViT-B/32 compute "
                                    "(random weights built from CLIPConfig(): the real model's cost), (c) "
@@ -39,8 +39,8 @@ def _child(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
 
 
 def _spawn(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
-    """Rank ``album`` in a new process (``iqc_dagster.defs.bench``); its JSON plus the process wall time."""
-    cmd = [sys.executable, "-m", "iqc_dagster.defs.bench", str(root), album, str(db), str(out)]
+    """Rank ``album`` in a new process (``iqc_dagster.bench.scenario``); its JSON plus the process wall time."""
+    cmd = [sys.executable, "-m", "iqc_dagster.bench.scenario", str(root), album, str(db), str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **env})
@@ -60,7 +60,7 @@ def _rerun(root: Path, album: str, db: Path, out: Path, env: dict) -> dict:
 
 
 def run(args) -> int:
-    from iqc_dagster.core import perf
+    from iqc_dagster.bench import perf
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - {"floor", "tech", "clip", "rerun"}

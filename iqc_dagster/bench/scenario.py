@@ -11,7 +11,7 @@ T_START = time.perf_counter()
 import dagster as dg  # noqa: E402
 
 from iqc_dagster.core.config import Settings  # noqa: E402
-from iqc_dagster.defs.runner import materialize_album  # noqa: E402
+from iqc_dagster.runner import materialize_album  # noqa: E402
 
 #: Steps that make the ranking; the evaluation report is timed on its own.
 RANKING_STEPS = ("image_inventory", "analyze_photos", "aesthetic_scores", "normalized_features",

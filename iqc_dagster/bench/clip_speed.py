@@ -1,4 +1,4 @@
-"""CLIP embedding throughput on this machine (a benchmark, not a test): ``python -m iqc_dagster.core.bench_clip``.
+"""CLIP embedding throughput on this machine (a benchmark, not a test): ``python -m iqc_dagster.bench.clip_speed``.
 
 A full-size ViT-B/32 is built from ``CLIPConfig()`` defaults with random weights: the same architecture
 and compute as ``openai/clip-vit-base-patch32``, so the figures hold for the real model, and nothing is
@@ -26,12 +26,18 @@ import numpy as np
 from iqc_dagster.core import analysis, imaging
 from iqc_dagster.core import clip as clipcore
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "albums"
+def sample_files(folder: str | Path | None = None) -> list[Path]:
+    """The photos under ``folder`` (default: the configured photo root, ``$IQC_PHOTO_ROOT`` or
+    ``data/albums`` from the current directory; not a path inside the installed package)."""
+    from iqc_dagster.core.config import Settings
+
+    root = Path(folder if folder is not None else Settings.from_env().photo_root)
+    return sorted(p for p in root.rglob("*") if imaging.is_image_name(p.name)) if root.is_dir() else []
 
 
-def _photos(n: int) -> list[np.ndarray]:
+def _photos(n: int, samples: str | Path | None = None) -> list[np.ndarray]:
     """``n`` decoded photos (the shared decode: upright RGB, long side <= 1024), sample albums cycled."""
-    files = sorted(p for p in SAMPLES.rglob("*") if imaging.is_image_name(p.name))
+    files = sample_files(samples)
     if files:
         decoded = [imaging.decode(p).rgb for p in files]
     else:  # no sample data: synthetic 1024 x 683 noise (same pixel count as a typical decode)
@@ -64,12 +70,12 @@ def _random_clip(precision: str = "auto") -> "clipcore.LoadedClip":
 
 
 def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: int | None = None,
-        precision: str = "auto") -> list[dict]:
+        precision: str = "auto", samples: str | Path | None = None) -> list[dict]:
     import torch
 
     loaded = _random_clip(precision)
     bf16 = loaded.precision == "bf16"
-    photos = _photos(n_images)
+    photos = _photos(n_images, samples)
     pool = ThreadPoolExecutor(max_workers=workers or analysis.default_workers())
     rows = []
     t0 = time.perf_counter()
@@ -96,13 +102,16 @@ def run(batch_sizes=(1, 8, 32), n_images: int = 64, repeats: int = 3, workers: i
     return rows
 
 
-def pipeline(n_images: int = 128, batch_size: int = 32, precision: str = "auto") -> dict:
+def pipeline(n_images: int = 128, batch_size: int = 32, precision: str = "auto",
+             samples: str | Path | None = None) -> dict:
     """The whole ``analyze_photos`` pass without the database: decode + technical features + CLIP
     preparation in the thread pool, CLIP embedding in the caller, per 64-photo batch; images/s."""
     from iqc_dagster.core import features as feat
 
     loaded = _random_clip(precision)
-    files = sorted(p for p in SAMPLES.rglob("*") if imaging.is_image_name(p.name))
+    files = sample_files(samples)
+    if not files:
+        raise SystemExit(f"no photos under {samples or 'the photo root'}: pass --samples DIR")
     names = tuple(feat.FEATURES)
 
     def tasks(clip: bool):
@@ -124,19 +133,21 @@ def pipeline(n_images: int = 128, batch_size: int = 32, precision: str = "auto")
 def main(argv=None) -> int:
     import os
 
-    p = argparse.ArgumentParser(prog="python -m iqc_dagster.core.bench_clip", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m iqc_dagster.bench.clip_speed", description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", default="1,8,32")
     p.add_argument("--images", type=int, default=64, help="images per timed run (default 64)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precision", choices=clipcore.PRECISIONS, default="auto",
                    help="image-tower arithmetic, as the clip resource's precision (default auto)")
+    p.add_argument("--samples", metavar="DIR",
+                   help="photos to decode (default: $IQC_PHOTO_ROOT or data/albums; synthetic noise when none)")
     p.add_argument("--pipeline", action="store_true",
                    help="also time the whole analysis pass (decode + features + CLIP), with and without prefetch")
     args = p.parse_args(argv)
     import torch
 
     rows = run(tuple(int(b) for b in args.batch_sizes.split(",")), args.images, args.repeats,
-               precision=args.precision)
+               precision=args.precision, samples=args.samples)
     print(f"torch {torch.__version__}, {clipcore.torch_threads()} threads, {os.cpu_count()} CPUs, "
           f"{clipcore.resolve_precision(args.precision, 'cpu')}; "
           f"ViT-B/32 from CLIPConfig() (random weights), {args.images} images/run, best of {args.repeats}")
@@ -146,7 +157,7 @@ def main(argv=None) -> int:
         print(f"| {r['batch_size']:>5} | {r['forward_img_s']:>20.1f} | {r['stage_img_s']:>43.1f} |")
     print(f"preprocessing alone: {rows[0]['preprocess_ms']:.1f} ms/image (one thread, 1024-px decode -> 224 crop)")
     if args.pipeline:
-        r = pipeline(args.images, precision=args.precision)
+        r = pipeline(args.images, precision=args.precision, samples=args.samples)
         print(f"whole analysis pass, {args.images} photos: features only {r['features_only']:.1f} img/s; "
               f"features + CLIP {r['features_clip_prefetch']:.1f} img/s with prefetch, "
               f"{r['features_clip_no_prefetch']:.1f} img/s without")
