@@ -6,12 +6,12 @@ Load it with ``dagster dev`` (reads ``[tool.dagster]`` in pyproject.toml), ``iqc
 
 import dagster as dg
 
-from iqc_dagster.defs.albums import album_assets, album_checks, rank_album_job
+from iqc_dagster.defs.analysis import album_assets, album_checks, rank_album_job
 from iqc_dagster.defs.benchmark import benchmark_assets
 from iqc_dagster.defs.resources import make_resources
 from iqc_dagster.defs.sensors import album_sensor
 from iqc_dagster.defs.tuning import tuning_assets
-from iqc_dagster.defs.weights import ranking_weights
+from iqc_dagster.defs.ranking import ranking_weights
 
 defs = dg.Definitions(
     assets=[*album_assets, ranking_weights, *tuning_assets, *benchmark_assets],

@@ -8,10 +8,10 @@ import dagster as dg
 
 from iqc_dagster.core import names
 from iqc_dagster.core.config import Settings
-from iqc_dagster.defs.albums import album_assets, album_checks
+from iqc_dagster.defs.analysis import album_assets, album_checks
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import make_resources
-from iqc_dagster.defs.weights import ranking_weights
+from iqc_dagster.defs.ranking import ranking_weights
 
 
 class RunFailed(RuntimeError):

@@ -194,10 +194,10 @@ def test_prompts_are_configurable_and_encoded_once(settings, tiny_model):
 
 
 def test_technical_features_can_be_materialized_without_clip(settings, tiny_model):
-    from iqc_dagster.defs.albums import album_assets, album_checks
+    from iqc_dagster.defs.analysis import album_assets, album_checks
     from iqc_dagster.defs.partitions import albums_partitions
     from iqc_dagster.defs.resources import make_resources
-    from iqc_dagster.defs.weights import ranking_weights
+    from iqc_dagster.defs.ranking import ranking_weights
 
     s = _with_clip(settings, model=str(tiny_model))
     with dg.DagsterInstance.ephemeral() as instance:

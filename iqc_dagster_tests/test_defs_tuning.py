@@ -14,7 +14,7 @@ from iqc_dagster.bench import degrade
 from iqc_dagster.core import fusion, store, tuning
 from iqc_dagster.core.clip import ClipSettings
 from iqc_dagster.core.config import Settings
-from iqc_dagster.defs.albums import album_assets
+from iqc_dagster.defs.analysis import album_assets
 from iqc_dagster.defs.resources import make_resources
 from iqc_dagster.runner import materialize_album
 from iqc_dagster.defs.tuning import HISTORY_PNG, RESULT_JSON, summary_of, tuned_weights

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import dedup, metrics, report, store
 from iqc_dagster.core.files import write_atomic
-from iqc_dagster.defs import clip as clipdefs
+from iqc_dagster.defs import scores as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
 

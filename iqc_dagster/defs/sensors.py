@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from iqc_dagster.core import inventory
-from iqc_dagster.defs.albums import rank_album_job
+from iqc_dagster.defs.analysis import rank_album_job
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import IQCSettings
 

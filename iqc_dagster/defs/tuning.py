@@ -15,8 +15,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import names, tuning
-from iqc_dagster.defs.albums import normalized_features
-from iqc_dagster.defs.clip import aesthetic_scores
+from iqc_dagster.defs.analysis import normalized_features
+from iqc_dagster.defs.scores import aesthetic_scores
 from iqc_dagster.defs.resources import DUCKDB_POOL, IQCSettings, db
 
 #: Files written under ``$IQC_OUTPUT_DIR/tuning/`` (besides the study, ``optuna.sqlite3``).
@@ -118,7 +118,7 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
 def materialize_tuning(settings, config: dict, *, instance: dg.DagsterInstance | None = None,
                        log_level: str = "INFO") -> dg.ExecuteInProcessResult:
     """Materialize ``tuned_weights`` in this process (what ``iqc tune`` runs); raises ``RunFailed``."""
-    from iqc_dagster.defs.albums import album_assets
+    from iqc_dagster.defs.analysis import album_assets
     from iqc_dagster.runner import run_in_process
 
     return run_in_process("iqc_tune", [*album_assets, tuned_weights], dg.AssetSelection.assets(tuned_weights),

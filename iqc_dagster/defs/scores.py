@@ -1,7 +1,7 @@
 """CLIP in the album graph: embedding batches for ``analyze_photos``, the ``aesthetic_scores`` asset, checks.
 
 The ``clip_embeddings`` asset itself is the second output of the ``analyze_photos`` multi-asset in
-:mod:`iqc_dagster.defs.albums`, so each photo is decoded once for the technical features and for CLIP;
+:mod:`iqc_dagster.defs.analysis`, so each photo is decoded once for the technical features and for CLIP;
 this module holds the CLIP half of that work (:class:`ClipPass`) and everything downstream of it.
 
 When no model is available, or CLIP is turned off, nothing fails: ``clip_embeddings`` and

@@ -15,11 +15,11 @@ from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import analysis, dedup, fusion, inventory, names, ranking, reasons, store
 from iqc_dagster.core import features as feat
-from iqc_dagster.defs import clip as clipdefs
+from iqc_dagster.defs import scores as clipdefs
 from iqc_dagster.defs import evaluation as evaldefs
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
-from iqc_dagster.defs.weights import current_weights, ranking_weights
+from iqc_dagster.defs.ranking import current_weights, ranking_weights
 
 GROUP = "albums"
 
