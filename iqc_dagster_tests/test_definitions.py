@@ -13,7 +13,28 @@ def test_definitions_load_with_expected_assets_checks_and_sensor():
     assert job.partitions_def is not None and job.partitions_def.name == "albums"
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert {"every_photo_has_features", "scores_finite_in_unit_range", "ranks_are_one_to_n"} <= checks
-    # every DuckDB writer is in the single-writer pool
-    for key in ("image_inventory", "technical_features", "normalized_features", "ranked_photos", "ranking_weights"):
-        node = repo.asset_graph.get(dg.AssetKey(key))
-        assert node.pools == {"iqc_duckdb"}, key
+    # the short steps that write DuckDB hold the single-writer slot; the long ones (scanning, decoding,
+    # CLIP, rendering, Optuna) do not, and write in short transactions
+    for key in ("normalized_features", "duplicate_groups", "ranked_photos", "ranking_weights"):
+        assert repo.asset_graph.get(dg.AssetKey(key)).pools == {"iqc_duckdb"}, key
+    for key in ("image_inventory", "technical_features", "clip_embeddings", "aesthetic_scores",
+                "evaluation_report", "tuned_weights"):
+        assert not repo.asset_graph.get(dg.AssetKey(key)).pools, key
+    # the album job ranks with the weights it materializes: ranking_weights is part of it
+    assert dg.AssetKey("ranking_weights") in job.asset_layer.selected_asset_keys
+
+
+def test_iqc_duckdb_is_the_only_pool_and_the_shipped_dagster_yaml_limits_it():
+    """dagster.yaml cannot name a pool, so its default limit of 1 is iqc_duckdb's: no other pool may exist."""
+    from pathlib import Path
+
+    import yaml
+
+    from iqc_dagster.defs.resources import INSTANCE_SETTINGS
+
+    repo = defs.get_repository_def()
+    pools = set().union(*(repo.asset_graph.get(k).pools or set() for k in repo.asset_graph.get_all_asset_keys()))
+    assert pools == {"iqc_duckdb"}
+    shipped = Path(__file__).resolve().parents[1] / "dagster.yaml"  # plain `dagster dev` from the repo reads it
+    assert yaml.safe_load(shipped.read_text()) == INSTANCE_SETTINGS
+    assert INSTANCE_SETTINGS["concurrency"]["pools"]["default_limit"] == 1

@@ -194,15 +194,14 @@ def test_prompts_are_configurable_and_encoded_once(settings, tiny_model):
 
 
 def test_technical_features_can_be_materialized_without_clip(settings, tiny_model):
-    from iqc_dagster.defs.analysis import album_assets, album_checks
+    from iqc_dagster.definitions import stage_defs
     from iqc_dagster.defs.partitions import albums_partitions
     from iqc_dagster.defs.resources import make_resources
-    from iqc_dagster.defs.ranking import ranking_weights
 
     s = _with_clip(settings, model=str(tiny_model))
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(albums_partitions.name, ["travel"])
-        result = dg.materialize([*album_assets, ranking_weights, *album_checks],
+        result = dg.materialize([*stage_defs().assets, *stage_defs().asset_checks],
                                 selection=["image_inventory", "technical_features"], partition_key="travel",
                                 instance=instance, resources=make_resources(s))
     assert result.success

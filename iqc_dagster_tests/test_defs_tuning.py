@@ -14,10 +14,11 @@ from iqc_dagster.bench import degrade
 from iqc_dagster.core import fusion, store, tuning
 from iqc_dagster.core.clip import ClipSettings
 from iqc_dagster.core.config import Settings
-from iqc_dagster.defs.analysis import album_assets
+from iqc_dagster.definitions import stage_defs
 from iqc_dagster.defs.resources import make_resources
 from iqc_dagster.runner import materialize_album
-from iqc_dagster.defs.tuning import HISTORY_PNG, RESULT_JSON, summary_of, tuned_weights
+from iqc_dagster.defs.tuning import HISTORY_PNG, RESULT_JSON, tuned_weights
+from iqc_dagster.runner import tuning_summary as summary_of
 from iqc_dagster_tests.conftest import real_photo, save_jpeg
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "grace_hopper"]
@@ -64,7 +65,7 @@ def write_contrast_labels(settings, labels: Path) -> None:
 
 
 def _tune(settings, instance, **config):
-    return dg.materialize([*album_assets, tuned_weights], selection=[tuned_weights], instance=instance,
+    return dg.materialize(stage_defs().assets, selection=[tuned_weights], instance=instance,
                           resources=make_resources(settings),
                           run_config={"ops": {"tuned_weights": {"config": config}}})
 
@@ -143,7 +144,7 @@ def test_explicit_labels_with_too_few_pairs_fail_with_a_clear_message(small, tmp
     few.write_text("file,rating\nastronaut_orig.jpg,5\nastronaut_blur.jpg,1\n")
     with dg.DagsterInstance.ephemeral() as instance:
         materialize_album("rated", settings, instance=instance, log_level="WARNING")
-        result = dg.materialize([*album_assets, tuned_weights], selection=[tuned_weights], instance=instance,
+        result = dg.materialize(stage_defs().assets, selection=[tuned_weights], instance=instance,
                                 resources=make_resources(settings), raise_on_error=False,
                                 run_config={"ops": {"tuned_weights": {"config": {"labels_csv": str(few)}}}})
     assert not result.success

@@ -128,7 +128,9 @@ def csv_path_of(album: str, settings: Settings) -> Path:
     return Path(settings.output_dir) / "csvs" / f"{names.file_stem(album)}.csv"
 
 
-def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
+def run_album(album: str, settings: Settings, quiet: bool = False, clip_models=None) -> Path:
+    """Rank ``album`` in this process; ``clip_models`` (a ``clip.ModelCache``) is shared by the albums
+    of one command, so the CLIP model loads once."""
     from iqc_dagster.defs.resources import DatabaseLocked, NotADuckDBFile
     from iqc_dagster.runner import RunFailed, materialize_album
 
@@ -139,7 +141,8 @@ def run_album(album: str, settings: Settings, quiet: bool = False) -> Path:
         raise CLIError(bad_db)
     try:
         inventory.validate_album_name(album)
-        result = materialize_album(album, settings, log_level="WARNING" if quiet else "INFO")
+        result = materialize_album(album, settings, log_level="WARNING" if quiet else "INFO",
+                                   clip_models=clip_models)
     except (inventory.AlbumError, RunFailed, NotADuckDBFile, DatabaseLocked) as exc:
         raise CLIError(str(exc)) from None
     print_aesthetic_notice(result)

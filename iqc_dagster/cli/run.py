@@ -50,10 +50,13 @@ def run(args) -> int:
         raise CLIError(f"no album folders under {names.display(root)}: put each album in its own sub-folder")
     todo, empty = albums_with_photos(root, albums)
     done, failed = [], []
+    from iqc_dagster.core.clip import ModelCache
+
+    clip_models = ModelCache()  # one CLIP model load for all the albums of this command
     for album in todo:
         print(f"== {names.display(album)}", flush=True)
         try:
-            csv = run_album(album, settings, quiet=args.quiet)
+            csv = run_album(album, settings, quiet=args.quiet, clip_models=clip_models)
         except CLIError as exc:  # one album's failure must not sink the others
             print(f"iqc run: error: album {names.display(album)}: {names.display(exc)}", file=sys.stderr, flush=True)
             failed.append((album, str(exc)))

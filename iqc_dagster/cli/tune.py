@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from iqc_dagster.runner import RunFailed
-    from iqc_dagster.defs.tuning import materialize_tuning, summary_of
+    from iqc_dagster.runner import materialize_tuning, tuning_summary as summary_of
 
     if args.trials < 0:
         raise CLIError("--trials cannot be negative")
@@ -85,9 +85,12 @@ def run(args) -> int:
     albums = args.album or inventory.list_albums(root)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON line only
         done = []
+        from iqc_dagster.core.clip import ModelCache
+
+        clip_models = ModelCache()  # one CLIP model load for all the albums
         for album in albums_with_photos(root, albums)[0]:
             print(f"== {album}: features", flush=True)
-            run_album(album, settings, quiet=args.quiet)
+            run_album(album, settings, quiet=args.quiet, clip_models=clip_models)
             done.append(album)
         print(f"features up to date for {len(done)} album(s); tuning …", flush=True)
         config = {"n_trials": args.trials, "labels_csv": labels, "use_clip": settings.clip.enabled,

@@ -7,15 +7,18 @@ import shutil
 import sys
 from pathlib import Path
 
-INSTANCE_YAML = """\
-# Written by `iqc ui`. Every asset that writes the DuckDB file is in the pool "iqc_duckdb";
-# a limit of 1 means runs of different albums queue for it instead of fighting over the file lock.
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
+
+def instance_yaml() -> str:
+    """The ``dagster.yaml`` iqc needs (:data:`~iqc_dagster.defs.resources.INSTANCE_SETTINGS`, as shipped at
+    the repository root for plain ``dagster dev``)."""
+    import json
+
+    from iqc_dagster.defs.resources import INSTANCE_SETTINGS
+
+    # JSON is YAML: no YAML writer needed
+    return ("# Written by `iqc ui`: the short steps that write the DuckDB file claim the one slot of the pool\n"
+            "# iqc_duckdb (the only pool), so runs of different albums take turns for the file.\n"
+            + json.dumps(INSTANCE_SETTINGS, indent=2) + "\n")
 
 
 def add_parser(sub) -> None:
@@ -32,7 +35,7 @@ def prepare_home(home: str | os.PathLike) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(INSTANCE_YAML)
+        cfg.write_text(instance_yaml())
     return home
 
 

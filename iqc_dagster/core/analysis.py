@@ -50,6 +50,11 @@ class Batch:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def feature_versions() -> dict[str, str]:
+    """Each registered feature's cache version: a cached measurement is reused only at this version."""
+    return {name: f.cache_version for name, f in feat.FEATURES.items()}
+
+
 def default_workers() -> int:
     """Decode threads: IQC_ANALYSIS_WORKERS when set, else one per core (at most 4)."""
     try:

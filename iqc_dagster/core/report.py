@@ -411,3 +411,24 @@ duplicates are marked, not removed.</p>
 """
     index = write_atomic(folder / "index.html", page.encode("utf-8"))
     return ReportFiles(folder=folder, index=index, top=top_png, bottom=bottom_png, histograms=hists)
+
+
+def write_report_if_changed(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str, source: bytes,
+                            metrics: dict, notes: list[str], n_unreadable: int) -> tuple[ReportFiles, bool]:
+    """The album report, reused when nothing it shows changed: ``(files, reused)``.
+
+    The report is a pure function of the ranked CSV (``source``, its bytes), the notes and the unreadable
+    count; a stamp beside it records their digest, so an unchanged album re-run keeps the files on disk.
+    """
+    import hashlib
+    import json
+
+    folder = Path(folder)
+    source_id = hashlib.sha1(source + json.dumps([notes, n_unreadable, REPORT_VERSION]).encode()).hexdigest()
+    stamp = folder / ".iqc-source"
+    files = existing_report(folder)
+    if files is not None and stamp.is_file() and stamp.read_text().strip() == source_id:
+        return files, True
+    files = write_report(ranked, folder, album=album, metrics=metrics, notes=notes)
+    write_atomic(stamp, source_id.encode())
+    return files, False

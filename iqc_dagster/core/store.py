@@ -6,6 +6,9 @@ Keys:
 * ``normalized_scores`` (album, path, score)             — calibrated [0, 1] scores per photo
 * ``rankings``          (album, path)                    — final score and rank, with the weights used
 * ``weights``           (weights_id)                     — every weight set that produced a ranking
+* ``ranking_weights``   (one row)                        — the weights the ``ranking_weights`` asset chose:
+                                                           what every ranking made now uses
+* ``tuned_weights``     (one row per tuning run)         — ``iqc tune`` results, held-out agreement included
 * ``clip_embeddings``   (content_hash, model_id)         — CLIP image embeddings (FLOAT[]), shared across albums
 * ``clip_text_embeddings`` (model_id, prompt)            — CLIP text embeddings of the aesthetic prompts
 * ``clip_models``       (model_id)                       — each CLIP model used: source, dimension, logit scale
@@ -74,6 +77,13 @@ SCHEMA = [
         album VARCHAR PRIMARY KEY, metrics VARCHAR NOT NULL, report VARCHAR, computed_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS album_folders (
         album VARCHAR PRIMARY KEY, folder VARCHAR NOT NULL, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS ranking_weights (
+        slot INTEGER PRIMARY KEY, weights_id VARCHAR NOT NULL, selected_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS tuned_weights (
+        weights_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, study VARCHAR NOT NULL,
+        objective VARCHAR NOT NULL, weights VARCHAR NOT NULL, heldout_default DOUBLE, heldout_tuned DOUBLE,
+        tune_default DOUBLE, tune_tuned DOUBLE, n_trials INTEGER, n_pairs_tune INTEGER,
+        n_pairs_heldout INTEGER, details VARCHAR)""",
 ]
 
 #: Passed to every DuckDB connection iqc opens: never download or load an extension by itself (a
@@ -274,6 +284,44 @@ def save_weights(conn, weights_id: str, source: str, values: Mapping[str, float]
         [weights_id, source, json.dumps(dict(values), sort_keys=True), now()])
 
 
+def set_ranking_weights(conn, weights_id: str, source: str, values: Mapping[str, float]) -> None:
+    """Record the weight set rankings use from now on (written by the ``ranking_weights`` asset)."""
+    with transaction(conn):
+        save_weights(conn, weights_id, source, values)
+        conn.execute("INSERT OR REPLACE INTO ranking_weights VALUES (0, ?, ?)", [weights_id, now()])
+
+
+def ranking_weights(conn) -> dict | None:
+    """``{"weights_id", "source", "values"}`` of the weights ``ranking_weights`` chose last, or None."""
+    row = conn.execute("SELECT w.weights_id, w.source, w.weights FROM ranking_weights r JOIN weights w "
+                       "USING (weights_id) WHERE r.slot = 0").fetchone()
+    if row is None:
+        return None
+    return {"weights_id": row[0], "source": row[1], "values": json.loads(row[2])}
+
+
+def albums_with_scores(conn) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT album FROM normalized_scores ORDER BY album").fetchall()]
+
+
+def save_tuned_weights(conn, row: list) -> None:
+    """Append one ``tuned_weights`` row (values in the table's column order)."""
+    conn.execute("INSERT INTO tuned_weights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def latest_tuned_weights(conn) -> dict | None:
+    """The most recent ``tuned_weights`` row as a dict, or None (also when the table does not exist)."""
+    exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tuned_weights'"
+                          ).fetchone()[0]
+    if not exists:
+        return None
+    cur = conn.execute("SELECT * FROM tuned_weights ORDER BY created_at DESC LIMIT 1")
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row))
+
+
 def album_rankings(conn, album: str) -> pd.DataFrame:
     return conn.execute(
         "SELECT path, content_hash, rank, final_score, weights_id FROM rankings WHERE album = ? "
@@ -326,12 +374,6 @@ def write_embeddings(conn, model_id: str, hashes: list[str], embeddings) -> None
     _insert_df(conn, "clip_embeddings", df, or_replace=True)
 
 
-def count_embeddings(conn, model_id: str | None = None) -> int:
-    if model_id is None:
-        return conn.execute("SELECT count(*) FROM clip_embeddings").fetchone()[0]
-    return conn.execute("SELECT count(*) FROM clip_embeddings WHERE model_id = ?", [model_id]).fetchone()[0]
-
-
 def album_embeddings(conn, album: str, model_id: str):
     """``(photos, matrix)``: the album's ok photos (path, content_hash, has_embedding) and an
     n_with x D float32 matrix whose rows follow the photos that have one, in path order."""
@@ -350,6 +392,13 @@ def album_embeddings(conn, album: str, model_id: str):
     rows = [np.asarray(e, dtype=np.float32) for e, h in zip(emb, has) if h]
     matrix = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
     return photos, matrix
+
+
+def album_embedding_by_path(conn, album: str, model_id: str) -> dict:
+    """``{path: embedding}`` of the album's ok photos that have one for ``model_id``."""
+    photos, matrix = album_embeddings(conn, album, model_id)
+    vecs = iter(matrix)
+    return {p: next(vecs) for p, h in zip(photos["path"], photos["has_embedding"]) if h}
 
 
 def text_embeddings(conn, model_id: str, prompts: Iterable[str]) -> dict:

@@ -25,8 +25,9 @@ The score calibrations themselves (the ramps inside each feature) are not tuned:
 versioned with the feature cache and fixed on the benchmark's calibration split; fitting them to the
 same pairs would leave nothing honest to hold out.
 
-**Storage.** :data:`SCHEMA` adds a DuckDB table ``tuned_weights`` (one row per tuning run);
-:func:`accepted_weights` says which weights rankings use (see its docstring for the rule).
+**Storage.** One row per tuning run in the DuckDB table ``tuned_weights`` (schema and SQL in
+:mod:`iqc_dagster.core.store`); :func:`accepted_weights` says which weights rankings use (see its
+docstring for the rule) and :func:`weights_for_ranking` applies it.
 
 Pure Python: no Dagster import.
 """
@@ -570,16 +571,7 @@ def synthetic_frame(cache_dir: str | os.PathLike, references: Sequence[str] | No
     return pd.read_csv(path, keep_default_na=True)
 
 
-# --- DuckDB: tuned_weights ----------------------------------------------------------------------
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS tuned_weights (
-        weights_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, study VARCHAR NOT NULL,
-        objective VARCHAR NOT NULL, weights VARCHAR NOT NULL, heldout_default DOUBLE, heldout_tuned DOUBLE,
-        tune_default DOUBLE, tune_tuned DOUBLE, n_trials INTEGER, n_pairs_tune INTEGER,
-        n_pairs_heldout INTEGER, details VARCHAR)""",
-]
-
+# --- DuckDB: tuned_weights (schema and SQL in iqc_dagster.core.store) -------------------------------
 
 def all_album_scores(conn, albums: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per scored photo of the given albums (all albums with scores by default): ``album``,
@@ -587,8 +579,7 @@ def all_album_scores(conn, albums: Sequence[str] | None = None) -> pd.DataFrame:
     from iqc_dagster.core import store
 
     if albums is None:
-        albums = [r[0] for r in conn.execute(
-            "SELECT DISTINCT album FROM normalized_scores ORDER BY album").fetchall()]
+        albums = store.albums_with_scores(conn)
     frames = []
     for album in albums:
         wide = store.album_scores(conn, album)
@@ -602,25 +593,21 @@ def all_album_scores(conn, albums: Sequence[str] | None = None) -> pd.DataFrame:
     return out[["album", *[c for c in out.columns if c != "album"]]]
 
 
-def ensure_schema(conn) -> None:
-    for stmt in SCHEMA:
-        conn.execute(stmt)
-
-
 def save_result(conn, result: TuneResult, details: Mapping | None = None) -> str:
     """Append one ``tuned_weights`` row for ``result``; returns its weights_id."""
     import datetime as dt
 
-    ensure_schema(conn)
+    from iqc_dagster.core import store
+
+    store.ensure_schema(conn)
     w = result.weights
     info = {"tuned_keys": result.tuned_keys, "keys_heldout": result.keys_heldout,
             "n_pairs_dropped": result.n_pairs_dropped, "notes": result.notes, **(details or {})}
-    conn.execute(
-        "INSERT INTO tuned_weights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [w.weights_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), result.study_name,
-         result.objective, json.dumps(w.values, sort_keys=True), _nan_none(result.heldout_default),
-         _nan_none(result.heldout_tuned), _nan_none(result.tune_default), _nan_none(result.tune_tuned),
-         result.n_trials, result.n_pairs_tune, result.n_pairs_heldout, json.dumps(info, default=str)])
+    store.save_tuned_weights(conn, [
+        w.weights_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), result.study_name,
+        result.objective, json.dumps(w.values, sort_keys=True), _nan_none(result.heldout_default),
+        _nan_none(result.heldout_tuned), _nan_none(result.tune_default), _nan_none(result.tune_tuned),
+        result.n_trials, result.n_pairs_tune, result.n_pairs_heldout, json.dumps(info, default=str)])
     return w.weights_id
 
 
@@ -630,15 +617,9 @@ def _nan_none(x):
 
 def latest_row(conn) -> dict | None:
     """The most recent ``tuned_weights`` row as a dict, or None (also when the table does not exist)."""
-    exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tuned_weights'"
-                          ).fetchone()[0]
-    if not exists:
-        return None
-    cur = conn.execute("SELECT * FROM tuned_weights ORDER BY created_at DESC LIMIT 1")
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return dict(zip([d[0] for d in cur.description], row))
+    from iqc_dagster.core import store
+
+    return store.latest_tuned_weights(conn)
 
 
 def is_acceptable(heldout_tuned, heldout_default) -> bool:
@@ -668,6 +649,20 @@ def accepted_weights(conn) -> fusion.Weights | None:
     return fusion.Weights(values=values, source=f"tuned:{row['study']}")
 
 
+def weights_for_ranking(conn) -> fusion.Weights:
+    """The weights a ranking made now should use (what the ``ranking_weights`` asset selects).
+
+    The latest ``tuned_weights`` run (``iqc tune`` / the ``tuned_weights`` asset) when its held-out
+    agreement is not below the defaults' on the same held-out pairs (source ``tuned:<study>``);
+    otherwise — never tuned, or the latest tuning did worse held-out — the documented defaults
+    (source ``default``). See :func:`accepted_weights`.
+    """
+    tuned = accepted_weights(conn)
+    if tuned is not None:
+        return tuned
+    return fusion.Weights(values=dict(fusion.DEFAULT_WEIGHTS), source="default")
+
+
 def _clean(o):
     """JSON-safe copy: NaN/inf become null, numpy scalars plain numbers."""
     if isinstance(o, Mapping):
@@ -691,7 +686,7 @@ def result_to_json(result: TuneResult) -> str:
 
 
 __all__ = ["OBJECTIVE_RATINGS", "OBJECTIVE_SYNTHETIC", "Preferences", "TuneResult", "TuningError",
-           "accepted_weights", "agreement", "ensure_schema", "final_scores", "is_acceptable", "latest_row",
+           "accepted_weights", "agreement", "final_scores", "is_acceptable", "latest_row",
            "pairwise_agreement", "plot_history", "ratings_preferences", "run_study", "save_result",
            "split_keys", "study_name", "synthetic_frame", "synthetic_preferences", "tunable_keys",
-           "weights_from_raw"]
+           "weights_for_ranking", "weights_from_raw"]

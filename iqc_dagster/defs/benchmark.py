@@ -12,6 +12,8 @@ from pathlib import Path
 import dagster as dg
 
 from iqc_dagster.bench import benchmark
+from iqc_dagster.defs import keys
+from iqc_dagster.defs.metadata import md_table
 from iqc_dagster.defs.resources import IQCSettings
 
 
@@ -39,7 +41,7 @@ def _headline(result: benchmark.BenchmarkResult) -> dict:
 
 
 @dg.asset(
-    group_name="evaluation", kinds={"python", "csv", "matplotlib"},
+    key=keys.RANKING_QUALITY_BENCHMARK, group_name=keys.EVALUATION_GROUP, kinds={"python", "csv", "matplotlib"},
     description="Ranking-quality benchmark (CLIP off): real reference photos (scikit-image, scikit-learn, "
                 "matplotlib; Debian's lomiri-wallpapers for camera-sized ones) written as JPEG files at "
                 "640-6000 px with graded blur, noise, JPEG, exposure and contrast distortions, a bokeh pair "
@@ -61,11 +63,11 @@ def ranking_quality_benchmark(context: dg.AssetExecutionContext, config: Benchma
     seconds = time.monotonic() - t0
     context.log.info(f"ranking benchmark: {len(result.frame)} images from {len(result.references)} "
                      f"references in {seconds:.1f}s -> {paths['table']}")
-    table_md = result.table.drop(index=["n_references"], errors="ignore").round(3).to_markdown()
-    size_md = result.by_size.round(3).to_markdown(index=False) if not result.by_size.empty else ""
+    table_md = md_table(result.table.drop(index=["n_references"], errors="ignore").round(3), None, index=True)
+    size_md = md_table(result.by_size.round(3), None, empty="")
     return dg.MaterializeResult(metadata={
-        "table": dg.MetadataValue.md(table_md),
-        "by_size": dg.MetadataValue.md(size_md),
+        "table": table_md,
+        "by_size": size_md,
         "by_size_csv": dg.MetadataValue.path(str(paths["by_size"].resolve())),
         "table_csv": dg.MetadataValue.path(str(paths["table"].resolve())),
         "images_csv": dg.MetadataValue.path(str(paths["images"].resolve())),
@@ -76,5 +78,3 @@ def ranking_quality_benchmark(context: dg.AssetExecutionContext, config: Benchma
         **_headline(result),
     })
 
-
-benchmark_assets = [ranking_quality_benchmark]

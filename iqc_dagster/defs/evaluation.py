@@ -1,74 +1,28 @@
-"""Per-album duplicate/burst groups and the evaluation report (histograms, montages, HTML, proxy metrics)."""
+"""Stage 5, per album: ``evaluation_report`` — proxy metrics (stored in DuckDB), histograms, montages and
+an HTML report of the ranked CSV — with its check declared on the asset.
 
-import hashlib
-import json
+Rendering runs outside the DuckDB pool; only the metrics row is written to the database. (The
+unpartitioned ``ranking_quality_benchmark`` of the same group is in :mod:`.benchmark`.)
+"""
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import dedup, metrics, report, store
-from iqc_dagster.core.files import write_atomic
-from iqc_dagster.defs import scores as clipdefs
+from iqc_dagster.core import metrics, report, store
+from iqc_dagster.defs import keys
 from iqc_dagster.defs.partitions import albums_partitions
-from iqc_dagster.defs.resources import DUCKDB_POOL, ClipResource, IQCSettings, db
+from iqc_dagster.defs.resources import IQCSettings, db
 
-GROUP = "albums"
-TECHNICAL_FEATURES = dg.AssetKey("technical_features")
-
-
-@dg.asset(
-    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name=GROUP, kinds={"python", "duckdb"},
-    deps=[TECHNICAL_FEATURES, clipdefs.CLIP_EMBEDDINGS],
-    description="Near-duplicate and burst groups: connected components of photos whose perceptual hashes "
-                "are close, whose CLIP embeddings are very similar (when a model is available), or that were "
-                "taken seconds apart and look alike (docs/evaluation.md). The ranking marks each group's "
-                "best pick; nothing is hidden or deleted.",
-)
-def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
-                     duckdb: DuckDBResource) -> dg.MaterializeResult:
-    album = context.partition_key
-    source = clip.resolve()
-    with db(duckdb) as conn:
-        table = store.album_hash_rows(conn, album, dedup.PHASH_VERSION)
-        emb_note = "no CLIP model: groups from perceptual hashes and capture times only"
-        if source.ready:
-            photos, matrix = store.album_embeddings(conn, album, source.model_id)
-            if len(matrix):
-                vecs = iter(matrix)
-                by_path = {p: (next(vecs) if h else None) for p, h in zip(photos["path"], photos["has_embedding"])}
-                table["embedding"] = table["path"].map(by_path)
-                emb_note = f"with CLIP embeddings of {source.model_id}"
-    table["file"] = table["path"]
-    table["phash"] = table.pop("hashes")
-    table["final_score"] = 0.0  # membership does not depend on scores; ranked_photos picks the best
-    grouped = dedup.group_photos(table)
-    rows = pd.DataFrame({"album": album, "path": grouped["path"], "group_key": grouped["group_id"],
-                         "group_kind": grouped["group_kind"]})
-    with db(duckdb) as conn:
-        store.replace_album_rows(conn, "photo_groups", album, rows)
-    summary = dedup.group_summary(grouped)
-    n_unhashed = int(table["phash"].isna().sum())
-    if n_unhashed:
-        context.log.warning(f"{n_unhashed} photo(s) have no perceptual hash; they are grouped by CLIP/time only")
-    context.log.info(f"{album}: {summary['n_grouped_photos']} of {len(grouped)} photos in "
-                     f"{summary['n_groups']} duplicate/burst group(s) ({emb_note})")
-    multi = grouped[grouped["group_size"] > 1].sort_values(["group_id", "path"])
-    return dg.MaterializeResult(metadata={
-        "n_photos": len(grouped),
-        "n_groups": summary["n_groups"],  # groups of 2 or more photos
-        "n_grouped_photos": summary["n_grouped_photos"],
-        "n_unhashed": n_unhashed,
-        "signals": emb_note,
-        "thresholds": dg.MetadataValue.json(dedup.DEFAULT_THRESHOLDS.__dict__),
-        "groups": dg.MetadataValue.md(multi[["group_id", "group_kind", "path"]].head(40).to_markdown(index=False)
-                                      if not multi.empty else "_no duplicates or bursts_"),
-    })
+REPORT_CHECK = dg.AssetCheckSpec(
+    "report_is_complete", asset=keys.EVALUATION_REPORT,
+    description="The report folder holds index.html, the montages and one histogram per score, and the "
+                "stored metrics match the ranked CSV.")
 
 
 @dg.asset(
-    partitions_def=albums_partitions, pool=DUCKDB_POOL, group_name="evaluation",
-    kinds={"python", "matplotlib", "html"}, deps=[dg.AssetKey("ranked_photos")],
+    key=keys.EVALUATION_REPORT, partitions_def=albums_partitions, group_name=keys.EVALUATION_GROUP,
+    kinds={"python", "matplotlib", "html"}, deps=[keys.RANKED_PHOTOS], check_specs=[REPORT_CHECK],
     description="Per album: proxy metrics (score_std, duplicate_fraction, sharpness_corr, counts) stored in "
                 "DuckDB, a histogram per score, top-K and bottom-K montages with scores and reasons, and a "
                 "self-contained HTML report under $IQC_OUTPUT_DIR/reports/<album>/.",
@@ -85,15 +39,8 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)
     folder = report.report_folder(iqc.out_dir(), album)
-    # The report is a pure function of the ranked CSV, the notes and the unreadable count: when none of
-    # them changed since the last report (an unchanged album re-run), the files on disk are reused.
-    source_id = hashlib.sha1(csv_bytes + json.dumps([notes, n_unreadable, report.REPORT_VERSION]).encode()).hexdigest()
-    stamp = folder / ".iqc-source"
-    files = report.existing_report(folder)
-    reused = files is not None and stamp.is_file() and stamp.read_text().strip() == source_id
-    if not reused:
-        files = report.write_report(ranked, folder, album=album, metrics=m, notes=notes)
-        write_atomic(stamp, source_id.encode())
+    files, reused = report.write_report_if_changed(ranked, folder, album=album, source=csv_bytes, metrics=m,
+                                                   notes=notes, n_unreadable=n_unreadable)
     with db(duckdb) as conn:
         store.save_album_metrics(conn, album, m, str(files.index))
     context.log.info(f"{album}: report {'unchanged' if reused else 'written'} -> {files.index}; metrics {m}")
@@ -103,26 +50,13 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "report": dg.MetadataValue.path(str(files.index.resolve())),
         "top_montage": dg.MetadataValue.path(str(files.top.resolve())),
         "notes": "; ".join(notes),
-    })
+    }, check_results=[_report_check(folder, ranked, m)])
 
 
-@dg.asset_check(asset=evaluation_report, partitions_def=albums_partitions,
-                description="The report folder holds index.html, the montages and one histogram per score, "
-                            "and the stored metrics match the ranked CSV.")
-def report_is_complete(context: dg.AssetCheckExecutionContext, iqc: IQCSettings,
-                       duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    album = context.op_execution_context.partition_key
-    folder = report.report_folder(iqc.out_dir(), album)
-    ranked = pd.read_csv(iqc.csv_path(album))
-    with db(duckdb) as conn:
-        m = store.album_metrics(conn, album) or {}
+def _report_check(folder, ranked: pd.DataFrame, m: dict) -> dg.AssetCheckResult:
     problems = [f"missing {n}" for n in ("index.html", "top.png", "bottom.png") if not (folder / n).is_file()]
     problems += [f"missing hist_{c}.png" for c in report.score_columns(ranked) if not (folder / f"hist_{c}.png").is_file()]
     if m.get("n_ranked") != len(ranked):
         problems.append(f"stored n_ranked {m.get('n_ranked')} != {len(ranked)} CSV rows")
-    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"problems": "; ".join(problems)})
-
-
-evaluation_assets = [duplicate_groups, evaluation_report]
-evaluation_checks = [report_is_complete]
+    return dg.AssetCheckResult(check_name=REPORT_CHECK.name, passed=not problems,
+                               severity=dg.AssetCheckSeverity.WARN, metadata={"problems": "; ".join(problems)})

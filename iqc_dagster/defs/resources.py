@@ -6,17 +6,28 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 from iqc_dagster.core import clip as clipcore
 from iqc_dagster.core import inventory, names, store
 from iqc_dagster.core.config import Settings
+from iqc_dagster.defs.keys import DUCKDB_POOL
 
-#: Every asset that writes to DuckDB runs in this pool; its limit is 1 (see dagster.yaml / README),
-#: so two runs never hold the single-writer DuckDB file at the same time.
-DUCKDB_POOL = "iqc_duckdb"
+__all__ = ["DUCKDB_POOL", "INSTANCE_SETTINGS", "ClipModels", "ClipResource", "IQCSettings", "make_resources", "db"]
+
+#: The Dagster instance settings iqc needs: the one slot of the DuckDB pool (the steps that write the
+#: database claim it, so runs of different albums take turns for the single-writer file while their
+#: analysis overlaps). ``dagster.yaml`` at the repository root holds exactly this (plain ``dagster dev``
+#: started there reads it); ``iqc ui`` writes it into its ``DAGSTER_HOME``. ``dagster.yaml`` cannot name
+#: a pool, so the limit is the default one; iqc_duckdb is the code location's only pool (a test keeps it so).
+INSTANCE_SETTINGS = {
+    "concurrency": {"pools": {"default_limit": 1, "granularity": "op"}},
+    "telemetry": {"enabled": False},
+}
 
 
 class IQCSettings(dg.ConfigurableResource):
@@ -48,6 +59,27 @@ class IQCSettings(dg.ConfigurableResource):
         return self.out_dir() / "csvs" / f"{names.file_stem(album)}_skipped.csv"
 
 
+class ClipModels(dg.ConfigurableResource):
+    """The loaded CLIP model's lifetime: created empty when a run starts, dropped when it ends. The
+    in-process runner (``iqc run``) passes one :class:`~iqc_dagster.core.clip.ModelCache` to all its
+    album runs instead, so the model loads once per command."""
+
+    _cache: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._cache = clipcore.ModelCache()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+
+    @property
+    def cache(self) -> clipcore.ModelCache:
+        if self._cache is None:  # used outside a run (a test calling an asset function directly)
+            self._cache = clipcore.ModelCache()
+        return self._cache
+
+
 class ClipResource(dg.ConfigurableResource):
     """The CLIP model behind ``clip_embeddings`` and ``aesthetic_scores``.
 
@@ -65,12 +97,16 @@ class ClipResource(dg.ConfigurableResource):
     negative_prompts: list[str] = list(clipcore.DEFAULT_NEGATIVE)
     allow_download: bool = False  # let a run download a hub model missing from the cache
     precision: str = "auto"  # image tower: auto (bf16 on CPUs with AMX, else fp32) | fp32 | bf16
+    #: where the loaded model lives: a ClipModels resource (per run), or a shared ModelCache
+    models: dg.ResourceDependency[Any]
 
     @classmethod
-    def from_settings(cls, s: clipcore.ClipSettings) -> "ClipResource":
+    def from_settings(cls, s: clipcore.ClipSettings, models=None) -> "ClipResource":
+        """``models``: a :class:`~iqc_dagster.core.clip.ModelCache` shared across runs, else one per run."""
+        models = dg.ResourceDefinition.hardcoded_resource(models) if models is not None else ClipModels()
         return cls(enabled=s.enabled, model=s.model, device=s.device, batch_size=s.batch_size,
                    positive_prompts=list(s.positive_prompts), negative_prompts=list(s.negative_prompts),
-                   allow_download=s.allow_download, precision=s.precision)
+                   allow_download=s.allow_download, precision=s.precision, models=models)
 
     def settings(self) -> clipcore.ClipSettings:
         return clipcore.ClipSettings(
@@ -83,8 +119,10 @@ class ClipResource(dg.ConfigurableResource):
         return clipcore.resolve_model(self.settings())
 
     def load(self, source: clipcore.ModelSource) -> clipcore.LoadedClip:
-        """The loaded model (cached in the process); raises ``clip.ClipLoadError`` with a one-line reason."""
-        return clipcore.load_model(source, self.device, self.settings().precision)
+        """The loaded model (loaded once per run, or per ``iqc`` command); raises ``clip.ClipLoadError``
+        with a one-line reason."""
+        cache = self.models.cache if isinstance(self.models, ClipModels) else self.models
+        return cache.get(source, self.device, self.settings().precision)
 
 
 @contextlib.contextmanager
@@ -154,11 +192,13 @@ def lock_timeout() -> float:
         return 60.0
 
 
-def make_resources(settings: Settings | None = None) -> dict:
+def make_resources(settings: Settings | None = None, clip_models: clipcore.ModelCache | None = None) -> dict:
+    """The code location's resources, from ``settings`` (default: the environment). ``clip_models``: a
+    model cache shared by several runs in this process (``iqc run``); default: one per run."""
     settings = settings or Settings.from_env()
     return {
         "iqc": IQCSettings(photo_root=names.to_key(settings.photo_root), output_dir=names.to_key(settings.output_dir),
                            album_folders={a: names.to_key(f) for a, f in settings.album_folders}),
-        "clip": ClipResource.from_settings(settings.clip),
+        "clip": ClipResource.from_settings(settings.clip, clip_models),
         "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=lock_timeout()),
     }

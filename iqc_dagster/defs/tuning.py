@@ -1,4 +1,5 @@
-"""The unpartitioned ``tuned_weights`` asset: learn the fusion weights from preferences (Optuna).
+"""Stage 6 (on demand): the unpartitioned ``tuned_weights`` asset — learn the fusion weights from
+preferences (Optuna).
 
 It depends on every album partition's ``normalized_features`` (the scores it tunes on), runs the study
 in :mod:`iqc_dagster.core.tuning`, appends a row to the DuckDB table ``tuned_weights`` and writes the
@@ -6,8 +7,6 @@ result under ``$IQC_OUTPUT_DIR/tuning/``. ``ranking_weights`` (and so every late
 uses the latest tuned weights when their held-out agreement is not below the defaults'.
 """
 
-import base64
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +14,9 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from iqc_dagster.core import names, tuning
-from iqc_dagster.defs.analysis import normalized_features
-from iqc_dagster.defs.scores import aesthetic_scores
-from iqc_dagster.defs.resources import DUCKDB_POOL, IQCSettings, db
+from iqc_dagster.core.files import write_atomic
+from iqc_dagster.defs import keys
+from iqc_dagster.defs.resources import IQCSettings, db
 
 #: Files written under ``$IQC_OUTPUT_DIR/tuning/`` (besides the study, ``optuna.sqlite3``).
 RESULT_JSON = "tuned_weights.json"
@@ -41,9 +40,9 @@ def tuning_dir(iqc: IQCSettings) -> Path:
 
 
 @dg.asset(
-    pool=DUCKDB_POOL, group_name="weights", kinds={"python", "optuna", "duckdb"},
-    deps=[dg.AssetDep(normalized_features, partition_mapping=dg.AllPartitionMapping()),
-          dg.AssetDep(aesthetic_scores, partition_mapping=dg.AllPartitionMapping())],
+    key=keys.TUNED_WEIGHTS, group_name=keys.WEIGHTS_GROUP, kinds={"python", "optuna", "duckdb"},
+    deps=[dg.AssetDep(keys.NORMALIZED_FEATURES, partition_mapping=dg.AllPartitionMapping()),
+          dg.AssetDep(keys.AESTHETIC_SCORES, partition_mapping=dg.AllPartitionMapping())],
     description="Fusion weights learnt with Optuna (seeded TPE, resumable study in "
                 "$IQC_OUTPUT_DIR/tuning/optuna.sqlite3) from preferences: the user's ratings (labels CSV, "
                 "XMP sidecars, embedded XMP/EXIF) when there are enough, else the synthetic degradation "
@@ -79,15 +78,11 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
         tuning.save_result(conn, result, {"labels_csv": config.labels_csv, "use_clip": config.use_clip,
                                           "seed": config.seed})
     summary = result.summary()
-    json_path = out / RESULT_JSON
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(tuning.result_to_json(result) + "\n", encoding="utf-8")
-    tmp.replace(json_path)
+    json_path = write_atomic(out / RESULT_JSON, (tuning.result_to_json(result) + "\n").encode("utf-8"))
     png = tuning.plot_history(result, out / HISTORY_PNG)
     verdict = ("used by the next rankings" if result.accepted else
                "NOT used: held-out agreement below the defaults'; rankings keep the defaults")
     context.log.info(f"tuned weights {result.weights.weights_id}: {verdict}")
-    img = base64.b64encode(png.read_bytes()).decode("ascii")
     return dg.MaterializeResult(metadata={
         "summary": dg.MetadataValue.json(summary),
         "best_weights": dg.MetadataValue.json(result.best_weights),
@@ -109,30 +104,6 @@ def tuned_weights(context: dg.AssetExecutionContext, config: TuneConfig, iqc: IQ
         "verdict": verdict,
         "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "_none_"),
         "result_json": dg.MetadataValue.path(str(json_path.resolve())),
-        "history_png": dg.MetadataValue.path(str(png.resolve())),
-        "history": dg.MetadataValue.md(f"![trial history](data:image/png;base64,{img})"),
+        "history_png": dg.MetadataValue.path(str(png.resolve())),  # the plot is a file, linked, not embedded
         "seconds": result.seconds,
     })
-
-
-def materialize_tuning(settings, config: dict, *, instance: dg.DagsterInstance | None = None,
-                       log_level: str = "INFO") -> dg.ExecuteInProcessResult:
-    """Materialize ``tuned_weights`` in this process (what ``iqc tune`` runs); raises ``RunFailed``."""
-    from iqc_dagster.defs.analysis import album_assets
-    from iqc_dagster.runner import run_in_process
-
-    return run_in_process("iqc_tune", [*album_assets, tuned_weights], dg.AssetSelection.assets(tuned_weights),
-                          settings, instance=instance, log_level=log_level,
-                          ops_config={"tuned_weights": {"config": config}})
-
-
-def summary_of(result: dg.ExecuteInProcessResult) -> dict:
-    """The summary dict (the JSON ``iqc tune`` prints) of the last ``tuned_weights`` materialization."""
-    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == tuned_weights.key]
-    if not mats:
-        raise RuntimeError("tuned_weights was not materialized")
-    value = mats[-1].materialization.metadata["summary"].value
-    return json.loads(json.dumps(value))
-
-
-tuning_assets = [tuned_weights]

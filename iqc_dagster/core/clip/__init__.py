@@ -624,48 +624,59 @@ def _pooled(out):
     return out if hasattr(out, "dim") else out.pooler_output
 
 
-_LOADED: dict[tuple[str, str, str], LoadedClip] = {}
-_LOAD_LOCK = threading.Lock()
-
-
 def load_model(source: ModelSource, device: str = DEFAULT_DEVICE, precision: str = "auto") -> LoadedClip:
-    """Load (once per process, per model, device and precision) the model ``source`` points at, from local
-    files only. The weights stay float32; ``precision`` "bf16" runs the image tower under bfloat16 autocast."""
+    """Load the model ``source`` points at, from local files only (every call loads; keep the result, or
+    use a :class:`ModelCache`). The weights stay float32; ``precision`` "bf16" runs the image tower under
+    bfloat16 autocast."""
     if not source.ready:
         raise ClipLoadError(source.message())
     precision = resolve_precision(precision, device)
-    key = (source.model_id, device, precision)
-    with _LOAD_LOCK:
-        if key in _LOADED:
-            return _LOADED[key]
-        t0 = time.monotonic()
-        try:
-            import torch
-            import transformers
-            from transformers import CLIPModel, CLIPTokenizer
+    t0 = time.monotonic()
+    try:
+        import torch
+        import transformers
+        from transformers import CLIPModel, CLIPTokenizer
 
-            transformers.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            n = torch_threads()
-            if torch.get_num_threads() != n:
-                torch.set_num_threads(n)
-            model = CLIPModel.from_pretrained(str(source.path), local_files_only=True)
-            model.eval().to(device)
-            tokenizer = CLIPTokenizer.from_pretrained(str(source.path), local_files_only=True)
-        except Exception as exc:  # corrupt weights, out of memory, incompatible checkpoint ...
-            msg = str(exc).strip().splitlines()
-            raise ClipLoadError(f"cannot load CLIP model from {source.path}: {type(exc).__name__}: "
-                                f"{msg[0] if msg else ''}") from exc
-        _LOADED.clear()  # keep at most one model in memory
-        loaded = LoadedClip(source=source, model=model, tokenizer=tokenizer, device=device,
-                            load_seconds=time.monotonic() - t0, precision=precision)
-        _LOADED[key] = loaded
-        return loaded
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        n = torch_threads()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        model = CLIPModel.from_pretrained(str(source.path), local_files_only=True)
+        model.eval().to(device)
+        tokenizer = CLIPTokenizer.from_pretrained(str(source.path), local_files_only=True)
+    except Exception as exc:  # corrupt weights, out of memory, incompatible checkpoint ...
+        msg = str(exc).strip().splitlines()
+        raise ClipLoadError(f"cannot load CLIP model from {source.path}: {type(exc).__name__}: "
+                            f"{msg[0] if msg else ''}") from exc
+    return LoadedClip(source=source, model=model, tokenizer=tokenizer, device=device,
+                      load_seconds=time.monotonic() - t0, precision=precision)
 
 
-def clear_loaded() -> None:
-    with _LOAD_LOCK:
-        _LOADED.clear()
+class ModelCache:
+    """The loaded CLIP model of one owner (a Dagster run, or one ``iqc run`` over many albums): each
+    (model, device, precision) is loaded once and at most one model is kept in memory. Thread-safe; the
+    background loader of the analysis step and the scoring step share it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, str, str], LoadedClip] = {}
+
+    def get(self, source: ModelSource, device: str = DEFAULT_DEVICE, precision: str = "auto") -> LoadedClip:
+        if not source.ready:
+            raise ClipLoadError(source.message())
+        key = (source.model_id, device, resolve_precision(precision, device))
+        with self._lock:
+            if key not in self._loaded:
+                loaded = load_model(source, device, precision)
+                self._loaded.clear()  # keep at most one model in memory
+                self._loaded[key] = loaded
+            return self._loaded[key]
+
+    def clear(self) -> None:
+        """Drop the loaded model (its memory is freed once no batch holds it)."""
+        with self._lock:
+            self._loaded.clear()
 
 
 # --- scoring ------------------------------------------------------------------------------------
