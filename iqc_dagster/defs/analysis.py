@@ -116,8 +116,9 @@ def analyze_photos(context: dg.AssetExecutionContext, iqc: IQCSettings, clip: Cl
             "stage_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in sorted(stages.items())}),
         })
     if cp is not None:
-        yield dg.MaterializeResult(asset_key=keys.CLIP_EMBEDDINGS, metadata={
-            **clip_status_metadata(cp.source), **cp.summary(len(photos), failed_hashes)})
+        summary = cp.summary(len(photos), failed_hashes)  # first: it may learn that the model failed to load
+        yield dg.MaterializeResult(asset_key=keys.CLIP_EMBEDDINGS,
+                                   metadata={**clip_status_metadata(cp.source), **summary})
 
 
 
