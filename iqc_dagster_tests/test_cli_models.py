@@ -99,7 +99,7 @@ def test_fetch_downloads_only_what_clip_needs_and_copies_it(tiny_model, tmp_path
         asked.update(repo_id=repo_id, patterns=set(allow_patterns), cache_dir=cache_dir)
         return str(tiny_model)
 
-    monkeypatch.setattr(clipcore, "check_hub_reachable", lambda *a, **k: None)
+    monkeypatch.setattr(clipcore.download, "check_hub_reachable", lambda *a, **k: None)
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     dest = tmp_path / "models" / "clip"

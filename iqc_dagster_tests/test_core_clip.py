@@ -99,7 +99,7 @@ def test_missing_model_is_unavailable_quickly_with_reason_and_fix(empty_hf_cache
 
 def test_offline_flag_is_honoured_even_when_downloads_are_allowed(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(clipcore, "fetch_model", lambda *a, **k: pytest.fail("must not try to download"))
+    monkeypatch.setattr(clipcore.download, "fetch_model", lambda *a, **k: pytest.fail("must not try to download"))
     s = clipcore.resolve_model(clipcore.ClipSettings(allow_download=True))
     assert s.status == "unavailable" and "HF_HUB_OFFLINE" in s.reason
 
@@ -176,11 +176,11 @@ def test_precision_setting_is_validated_and_auto_picks_bf16_only_on_amx_cpus(mon
     assert clipcore.ClipSettings.from_env({clipcore.ENV_PRECISION: " BF16 "}).precision == "bf16"
     with pytest.raises(ValueError, match="IQC_CLIP_.*precision must be one of auto, fp32, bf16"):
         clipcore.ClipSettings.from_env({clipcore.ENV_PRECISION: "fp16"})
-    monkeypatch.setattr(clipcore, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr(clipcore.settings, "cpu_has_amx_bf16", lambda: True)
     assert clipcore.resolve_precision("auto", "cpu") == "bf16"
     assert clipcore.resolve_precision("auto", "cuda") == "fp32"
     assert clipcore.resolve_precision("fp32", "cpu") == "fp32"
-    monkeypatch.setattr(clipcore, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(clipcore.settings, "cpu_has_amx_bf16", lambda: False)
     assert clipcore.resolve_precision("auto", "cpu") == "fp32"
     assert clipcore.resolve_precision("bf16", "cpu") == "bf16"
 
