@@ -25,6 +25,7 @@ import numpy as np
 from iqc_dagster.core import dedup
 from iqc_dagster.core import features as feat
 from iqc_dagster.core import imaging
+from iqc_dagster.core.files import cpu_workers
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def default_workers() -> int:
     try:
         return max(1, int(os.environ["IQC_ANALYSIS_WORKERS"]))
     except (KeyError, ValueError):
-        return max(1, min(4, os.cpu_count() or 1))
+        return cpu_workers()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Writing output files safely: never a half-written file, normal permissions."""
+"""Writing output files safely (never a half-written file, normal permissions), and how many threads
+the file-bound work of a step may use."""
 
 from __future__ import annotations
 
@@ -27,3 +28,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def cpu_workers() -> int:
+    """Threads for a step's per-photo work: one per core, at most 4 (beyond that the disk and the
+    memory bandwidth, not the cores, are the limit on the machines measured, docs/benchmarks.md)."""
+    return max(1, min(4, os.cpu_count() or 1))

@@ -228,7 +228,9 @@ def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | N
         return _describe(rel, path, prev.get(rel), row)
 
     rows = []
-    with ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1)),
+    from iqc_dagster.core.files import cpu_workers
+
+    with ThreadPoolExecutor(max_workers=workers or cpu_workers(),
                             thread_name_prefix="iqc-inventory") as pool:
         for i, row in enumerate(pool.map(one, files), 1):
             rows.append(row)

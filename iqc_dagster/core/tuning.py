@@ -563,10 +563,9 @@ def synthetic_frame(cache_dir: str | os.PathLike, references: Sequence[str] | No
         frame = benchmark.measure_set(refs, sizes=(None,), distortions=distortions, workers=workers)
         keep = ["reference", "split", "set", "distortion", "level", "path",
                 *[c for c in _score_cols() if c in frame.columns]]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        frame[keep].to_csv(tmp, index=False, float_format="%.8g")
-        os.replace(tmp, path)
+        from iqc_dagster.core.files import write_atomic
+
+        write_atomic(path, frame[keep].to_csv(index=False, float_format="%.8g").encode("utf-8"))
         (log or (lambda m: None))(f"scored {len(frame)} images in {time.monotonic() - t0:.1f}s")
     return pd.read_csv(path, keep_default_na=True)
 

@@ -458,9 +458,9 @@ def _burst_pairs(hashes, hash_ok, seconds, names, emb, emb_ok, t: Thresholds):
 
 
 def _workers() -> int:
-    import os
+    from iqc_dagster.core.files import cpu_workers
 
-    return max(1, min(4, os.cpu_count() or 1))
+    return cpu_workers()
 
 
 def similar_pairs(hashes: np.ndarray, hash_ok: np.ndarray, seconds: np.ndarray | None = None,
