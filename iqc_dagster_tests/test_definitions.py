@@ -38,3 +38,18 @@ def test_iqc_duckdb_is_the_only_pool_and_the_shipped_dagster_yaml_limits_it():
     shipped = Path(__file__).resolve().parents[1] / "dagster.yaml"  # plain `dagster dev` from the repo reads it
     assert yaml.safe_load(shipped.read_text()) == INSTANCE_SETTINGS
     assert INSTANCE_SETTINGS["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_clip_settings_are_declared_once():
+    """The resource's config fields, the CLI flags and ClipSettings name the same settings."""
+    import dataclasses
+
+    from iqc_dagster.cli.common import CLIP_FLAGS
+    from iqc_dagster.core.clip import ClipSettings
+    from iqc_dagster.defs.resources import ClipResource
+
+    fields = {f.name for f in dataclasses.fields(ClipSettings)}
+    assert set(ClipResource.model_fields) - {"models"} == fields
+    assert {field for field, _ in CLIP_FLAGS.values()} <= fields
+    s = ClipSettings(model="m", batch_size=3, positive_prompts=("p",), precision="fp32")
+    assert ClipResource.from_settings(s).settings() == s

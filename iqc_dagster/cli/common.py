@@ -41,24 +41,27 @@ def add_clip_args(p, device: bool = True) -> None:
                         "fp32 or bf16")
 
 
+#: Each CLIP flag of :func:`add_clip_args` -> the ClipSettings field it sets (and how).
+CLIP_FLAGS = {
+    "clip_model": ("model", str),
+    "no_clip": ("enabled", lambda on: False),
+    "device": ("device", str),
+    "positive_prompt": ("positive_prompts", tuple),
+    "negative_prompt": ("negative_prompts", tuple),
+    "clip_batch_size": ("batch_size", int),
+    "clip_precision": ("precision", str),
+}
+
+
 def clip_settings_for(args, base: clipcore.ClipSettings | None = None) -> clipcore.ClipSettings:
     """CLIP settings: the environment's, overridden by whichever CLIP flags ``args`` has."""
     base = base or clipcore.ClipSettings.from_env()
     changes = {}
-    if getattr(args, "clip_model", None):
-        changes["model"] = args.clip_model
-    if getattr(args, "no_clip", False):
-        changes["enabled"] = False
-    if getattr(args, "device", None):
-        changes["device"] = args.device
-    if getattr(args, "positive_prompt", None):
-        changes["positive_prompts"] = tuple(args.positive_prompt)
-    if getattr(args, "negative_prompt", None):
-        changes["negative_prompts"] = tuple(args.negative_prompt)
-    if getattr(args, "clip_batch_size", None) is not None:
-        changes["batch_size"] = args.clip_batch_size
-    if getattr(args, "clip_precision", None):
-        changes["precision"] = args.clip_precision
+    for flag, (field, convert) in CLIP_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None or value is False or (isinstance(value, (list, str)) and not value):
+            continue  # flag not given (0 is a value: --clip-batch-size 0 is refused below)
+        changes[field] = convert(value)
     try:
         return dataclasses.replace(base, **changes)
     except ValueError as exc:

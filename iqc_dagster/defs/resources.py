@@ -3,6 +3,7 @@ overridable in run config)."""
 
 
 import contextlib
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -80,6 +81,10 @@ class ClipModels(dg.ConfigurableResource):
         return self._cache
 
 
+#: The defaults of every CLIP setting, declared once (iqc_dagster.core.clip.settings.ClipSettings).
+_CLIP = clipcore.ClipSettings()
+
+
 class ClipResource(dg.ConfigurableResource):
     """The CLIP model behind ``clip_embeddings`` and ``aesthetic_scores``.
 
@@ -89,14 +94,15 @@ class ClipResource(dg.ConfigurableResource):
     and says why (docs/clip.md).
     """
 
-    enabled: bool = True
-    model: str = clipcore.DEFAULT_MODEL  # Hugging Face id (must be in the local cache) or a local folder
-    device: str = clipcore.DEFAULT_DEVICE
-    batch_size: int = clipcore.DEFAULT_BATCH_SIZE
-    positive_prompts: list[str] = list(clipcore.DEFAULT_POSITIVE)
-    negative_prompts: list[str] = list(clipcore.DEFAULT_NEGATIVE)
-    allow_download: bool = False  # let a run download a hub model missing from the cache
-    precision: str = "auto"  # image tower: auto (bf16 on CPUs with AMX, else fp32) | fp32 | bf16
+    # the fields of ClipSettings, as run config (the Launchpad); a test keeps the two lists equal
+    enabled: bool = _CLIP.enabled
+    model: str = _CLIP.model  # Hugging Face id (must be in the local cache) or a local folder
+    device: str = _CLIP.device
+    batch_size: int = _CLIP.batch_size
+    positive_prompts: list[str] = list(_CLIP.positive_prompts)
+    negative_prompts: list[str] = list(_CLIP.negative_prompts)
+    allow_download: bool = _CLIP.allow_download  # let a run download a hub model missing from the cache
+    precision: str = _CLIP.precision  # image tower: auto (bf16 on CPUs with AMX, else fp32) | fp32 | bf16
     #: where the loaded model lives: a ClipModels resource (per run), or a shared ModelCache
     models: dg.ResourceDependency[Any]
 
@@ -104,15 +110,12 @@ class ClipResource(dg.ConfigurableResource):
     def from_settings(cls, s: clipcore.ClipSettings, models=None) -> "ClipResource":
         """``models``: a :class:`~iqc_dagster.core.clip.ModelCache` shared across runs, else one per run."""
         models = dg.ResourceDefinition.hardcoded_resource(models) if models is not None else ClipModels()
-        return cls(enabled=s.enabled, model=s.model, device=s.device, batch_size=s.batch_size,
-                   positive_prompts=list(s.positive_prompts), negative_prompts=list(s.negative_prompts),
-                   allow_download=s.allow_download, precision=s.precision, models=models)
+        values = {f.name: getattr(s, f.name) for f in dataclasses.fields(s)}
+        return cls(**{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}, models=models)
 
     def settings(self) -> clipcore.ClipSettings:
-        return clipcore.ClipSettings(
-            enabled=self.enabled, model=self.model, device=self.device, batch_size=self.batch_size,
-            positive_prompts=tuple(self.positive_prompts), negative_prompts=tuple(self.negative_prompts),
-            allow_download=self.allow_download, precision=self.precision)
+        """The run's CLIP settings (validated: prompts, batch size, precision)."""
+        return clipcore.ClipSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(clipcore.ClipSettings)})
 
     def resolve(self) -> clipcore.ModelSource:
         """Where the model is, or why there is none (no network, milliseconds)."""
