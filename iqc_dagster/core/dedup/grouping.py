@@ -245,8 +245,8 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Connected components of an undirected graph on 0..n-1: a root label per node (union-find).
 
     ``scipy.sparse.csgraph.connected_components`` does the same, but scipy is only a dev dependency
-    (of scikit-image / scikit-learn, for the benchmark); these few lines spare the product a ~40 MB
-    dependency, and the group ids (the lowest member of each component) are part of the stored rows."""
+    (of scikit-image / scikit-learn, for the benchmark): these few lines spare the product a dependency,
+    and keep the labels (stored as group keys) exactly as they were."""
     parent = np.arange(n)
 
     def find(x: int) -> int:
