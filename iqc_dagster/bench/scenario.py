@@ -1,6 +1,7 @@
 """One ``iqc bench`` scenario, run in its own process so its peak memory can be read: ranks an album with
 the real asset graph (dg.materialize, in-process executor) and prints a JSON line of timings."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ RANKING_STEPS = ("image_inventory", "analyze_photos", "aesthetic_scores", "norma
 
 def run_scenario(photo_root: str, album: str, db_path: str, output_dir: str) -> dict:
     t_import = time.perf_counter() - T_START
-    settings = Settings(photo_root=photo_root, db_path=db_path, output_dir=output_dir)
+    settings = dataclasses.replace(Settings.from_env(), photo_root=photo_root, db_path=db_path, output_dir=output_dir)
     with dg.DagsterInstance.ephemeral() as instance:
         t0 = time.perf_counter()
         result = materialize_album(album, settings, instance=instance, log_level="WARNING")

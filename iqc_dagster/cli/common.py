@@ -73,8 +73,8 @@ def settings_for(args, photo_root: str | None = None) -> Settings:
         base = Settings.from_env()
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    return Settings(photo_root=photo_root or base.photo_root, db_path=args.db or base.db_path,
-                    output_dir=args.output_dir or base.output_dir, clip=clip_settings_for(args, base.clip))
+    return dataclasses.replace(base, photo_root=photo_root or base.photo_root, db_path=args.db or base.db_path,
+                               output_dir=args.output_dir or base.output_dir, clip=clip_settings_for(args, base.clip))
 
 
 def refuse_outputs_inside(folder: Path, settings: Settings, what_folder: str, extra=()) -> None:

@@ -11,10 +11,19 @@ from iqc_dagster.core.clip import ClipSettings
 ENV_PHOTO_ROOT = "IQC_PHOTO_ROOT"
 ENV_DB = "IQC_DB"
 ENV_OUTPUT_DIR = "IQC_OUTPUT_DIR"
+ENV_DB_LOCK_TIMEOUT = "IQC_DB_LOCK_TIMEOUT"
 
 DEFAULT_PHOTO_ROOT = "data/albums"
 DEFAULT_DB = "data/iqc.duckdb"
 DEFAULT_OUTPUT_DIR = "output"
+DEFAULT_DB_LOCK_TIMEOUT_S = 60.0
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(value)) if value not in (None, "") else default
+    except ValueError:
+        return default
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,8 @@ class Settings:
     clip: ClipSettings = field(default_factory=ClipSettings.from_env)
     #: (album name, folder) for albums named otherwise than their folder (``iqc rank --album NAME``)
     album_folders: tuple[tuple[str, str], ...] = ()
+    #: seconds to wait for a DuckDB file locked by another process (IQC_DB_LOCK_TIMEOUT)
+    db_lock_timeout_s: float = DEFAULT_DB_LOCK_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -34,4 +45,5 @@ class Settings:
             db_path=env.get(ENV_DB) or DEFAULT_DB,
             output_dir=env.get(ENV_OUTPUT_DIR) or DEFAULT_OUTPUT_DIR,
             clip=ClipSettings.from_env(env),
+            db_lock_timeout_s=_seconds(env.get(ENV_DB_LOCK_TIMEOUT), DEFAULT_DB_LOCK_TIMEOUT_S),
         )

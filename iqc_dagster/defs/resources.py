@@ -4,7 +4,6 @@ overridable in run config)."""
 
 import contextlib
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -187,14 +186,6 @@ class IQCDuckDBResource(DuckDBResource):
             conn.close()
 
 
-def lock_timeout() -> float:
-    """Seconds to wait for a DuckDB file locked by another process (IQC_DB_LOCK_TIMEOUT, default 60)."""
-    try:
-        return max(0.0, float(os.environ.get("IQC_DB_LOCK_TIMEOUT", "60")))
-    except ValueError:
-        return 60.0
-
-
 def make_resources(settings: Settings | None = None, clip_models: clipcore.ModelCache | None = None) -> dict:
     """The code location's resources, from ``settings`` (default: the environment). ``clip_models``: a
     model cache shared by several runs in this process (``iqc run``); default: one per run."""
@@ -203,5 +194,5 @@ def make_resources(settings: Settings | None = None, clip_models: clipcore.Model
         "iqc": IQCSettings(photo_root=names.to_key(settings.photo_root), output_dir=names.to_key(settings.output_dir),
                            album_folders={a: names.to_key(f) for a, f in settings.album_folders}),
         "clip": ClipResource.from_settings(settings.clip, clip_models),
-        "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=lock_timeout()),
+        "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=settings.db_lock_timeout_s),
     }
