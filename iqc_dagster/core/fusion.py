@@ -20,6 +20,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "exposure": 0.20,
     "contrast": 0.10,
     "faces": 0.05,
+    # issue 14: the worst prominent face's eyes and focus; NaN without a face, so a photo without faces
+    # keeps the seed's weights (redistributed per photo) and is neither rewarded nor punished
+    "eyes": 0.10,
+    "face_focus": 0.10,
 }
 
 #: Score column of each weight key in the scores table / ranked CSV.
