@@ -29,7 +29,11 @@ that asks):
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +60,6 @@ PROMINENT_MIN = 0.06  # box side >= 6% of the frame's short side
 EDGE_MARGIN = 0.03  # a face centred in the outer 3% of the frame (cut off) is not a subject
 MAX_MESH_FACES = 12  # landmarks for at most this many prominent faces (the largest), bounding the cost
 
-#: Eye points of the 468-point mesh (subject's right eye = image left, then the other):
-#: corners (outer, inner) and three upper/lower lid pairs.
-EYES = {
-    "right": {"corners": (33, 133), "pairs": ((160, 144), (159, 145), (158, 153))},
-    "left": {"corners": (263, 362), "pairs": ((387, 373), (386, 374), (385, 380))},
-}
 #: Eye region of the mesh for face focus: both eyes and brows.
 FOCUS_POINTS = (33, 133, 263, 362, 70, 300, 105, 334, 145, 374, 159, 386)
 FOCUS_SIDE = 160  # px across the eye region, at most (area reduction from ``fine``)
@@ -81,8 +79,15 @@ def model_path(name: str) -> Path:
     return p
 
 
+_create_lock = threading.Lock()
+#: What LiteRT's C++ logger prints to stderr when an interpreter is made; kept off the user's terminal.
+_RUNTIME_CHATTER = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
 def _interpreter(name: str):
-    """One LiteRT interpreter per model and thread (interpreters are not thread-safe)."""
+    """One LiteRT interpreter per model and thread (interpreters are not thread-safe), on XNNPACK
+    (7x faster than the reference kernels here), one thread each: photos are already spread over the
+    cores by the analysis pool."""
     cache = getattr(_local, "interpreters", None)
     if cache is None:
         cache = _local.interpreters = {}
@@ -90,10 +95,42 @@ def _interpreter(name: str):
     if it is None:
         from ai_edge_litert.interpreter import Interpreter
 
-        it = Interpreter(model_path=str(model_path(name)), num_threads=1)
-        it.allocate_tensors()
+        path = str(model_path(name))
+        with _create_lock, _quiet_stderr():
+            it = Interpreter(model_path=path, num_threads=1)
+            it.allocate_tensors()
         cache[name] = it
     return it
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hold back what native code writes to file descriptor 2 while an interpreter is made (LiteRT's
+    logger announces each XNNPACK delegate with an INFO line, which no setting turns off), then pass
+    on anything else that was written meanwhile: nothing is lost, only LiteRT's INFO line dropped."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (captured, or none): nothing to hide
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            rest = "".join(line for line in text.splitlines(keepends=True)
+                           if line.strip() not in _RUNTIME_CHATTER)
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
 
 
 def _run(name: str, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -232,30 +269,47 @@ def _roi_transform(face: Face, src_scale: float):
     return m
 
 
-def landmarks(face: Face, rgb: np.ndarray, fine: np.ndarray) -> None:
-    """Run the face mesh on one face; fills ``presence``, ``landmarks`` and the eye aspect ratios."""
+def _sample(rgb: np.ndarray, fine: np.ndarray, m_view: np.ndarray, size: int,
+            border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """The ``size`` x ``size`` model input that the affine map ``m_view`` (view-image pixels -> input
+    pixels) describes, sampled from the image that holds enough pixels: ``fine`` when the region covers
+    fewer view pixels than the input has, else the view image. Only the region is cut out and, when it
+    is more than twice the input's size, area-reduced first, so the warp never aliases."""
+    k = float(np.hypot(m_view[0, 0], m_view[0, 1]))  # input pixels per view pixel
     ratio = fine.shape[1] / rgb.shape[1]
-    # crop from the larger image when the view image holds fewer pixels than the model's input
-    src, s = (fine, ratio) if ROI_SCALE * face.side < MESH_SIZE and ratio > 1 else (rgb, 1.0)
-    m_view = _roi_transform(face, 1.0)  # view pixels -> crop
-    side_src = ROI_SCALE * face.side * s
-    if side_src > 2 * MESH_SIZE:  # pre-reduce by area so the warp does not alias
-        f = 2 * MESH_SIZE / side_src
-        src = cv2.resize(src, (max(1, round(src.shape[1] * f)), max(1, round(src.shape[0] * f))),
+    src, s = (fine, ratio) if k > 1.0 and ratio > 1.0 else (rgb, 1.0)
+    inv = np.linalg.inv(np.vstack([m_view, [0.0, 0.0, 1.0]]))
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float) @ inv.T
+    h, w = src.shape[:2]
+    x0, y0 = np.floor(corners[:, :2].min(0) * s - 2).astype(int)
+    x1, y1 = np.ceil(corners[:, :2].max(0) * s + 2).astype(int)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((size, size, 3), np.uint8)
+    sub = src[y0:y1, x0:x1]
+    f = 1.0
+    side_src = size / k * s
+    if side_src > 2 * size:
+        f = 2 * size / side_src
+        sub = cv2.resize(sub, (max(1, round(sub.shape[1] * f)), max(1, round(sub.shape[0] * f))),
                          interpolation=cv2.INTER_AREA)
-        s *= f
+    # view = (sub / f + (x0, y0)) / s  =>  input = A view + b = A / (s f) sub + A (x0, y0) / s + b
     m = m_view.copy()
-    m[:, :2] /= s  # source pixels -> crop
-    crop = cv2.warpAffine(src, m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+    m[:, 2] = m_view[:, :2] @ (np.array([x0, y0], float) / s) + m_view[:, 2]
+    m[:, :2] = m_view[:, :2] / (s * f)
+    return cv2.warpAffine(sub, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def landmarks(face: Face, rgb: np.ndarray, fine: np.ndarray) -> None:
+    """Run the face mesh on one face; fills ``presence`` and ``landmarks``."""
+    m_view = _roi_transform(face, 1.0)  # view pixels -> crop
+    crop = _sample(rgb, fine, m_view, MESH_SIZE)
     out = _run(MESH_MODEL, (crop.astype(np.float32) / 255.0)[None])
     flag = next(v for v in out.values() if v.size == 1)
     pts = next(v for v in out.values() if v.size == 1404).reshape(468, 3)[:, :2]
     face.presence = float(1.0 / (1.0 + math.exp(-float(np.clip(flag.ravel()[0], -80, 80)))))
     inv = np.linalg.inv(np.vstack([m_view, [0.0, 0.0, 1.0]]))
     face.landmarks = (np.hstack([pts, np.ones((468, 1))]) @ inv.T)[:, :2]  # view-image pixels
-    for eye, spec in EYES.items():
-        setattr(face, f"ear_{eye}", eye_aspect_ratio(pts, spec))  # crop coordinates: same ratio
 
 
 IRIS_SIZE = 64
@@ -269,29 +323,21 @@ IRIS_SPEC = {"corners": (0, 8), "pairs": ((11, 3), (12, 4), (13, 5))}
 def eyelids(face: Face, rgb: np.ndarray, fine: np.ndarray) -> None:
     """Refine both eyes with MediaPipe's iris model (71 eye-contour points on a 64 px eye crop) and
     set the eye aspect ratios from its eyelids: the face mesh alone hardly closes on shut eyes."""
-    ratio = fine.shape[1] / rgb.shape[1]
     for eye, (ia, ib, mirror) in IRIS_EYES.items():
         a, b = face.landmarks[ia], face.landmarks[ib]
         width = float(np.linalg.norm(b - a))
-        if width < 2:
+        if width < 2:  # an eye under 2 px across cannot be judged
+            setattr(face, f"ear_{eye}", math.nan)
             continue
         side = IRIS_ROI_SCALE * width
-        src, s = (fine, ratio) if side < IRIS_SIZE and ratio > 1 else (rgb, 1.0)
-        if side * s > 2 * IRIS_SIZE:
-            f = 2 * IRIS_SIZE / (side * s)
-            src = cv2.resize(src, (max(1, round(src.shape[1] * f)), max(1, round(src.shape[0] * f))),
-                             interpolation=cv2.INTER_AREA)
-            s *= f
         angle = math.atan2(b[1] - a[1], b[0] - a[0])
-        k = IRIS_SIZE / (side * s)
+        k = IRIS_SIZE / side
         c, sn = math.cos(-angle) * k, math.sin(-angle) * k
         m = np.array([[c, -sn, 0.0], [sn, c, 0.0]])
         if mirror:
             m[0] *= -1
-        ctr = (a + b) / 2 * s
-        m[:, 2] = IRIS_SIZE / 2 - m[:, :2] @ ctr
-        crop = cv2.warpAffine(src, m, (IRIS_SIZE, IRIS_SIZE), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        m[:, 2] = IRIS_SIZE / 2 - m[:, :2] @ ((a + b) / 2)
+        crop = _sample(rgb, fine, m, IRIS_SIZE, cv2.BORDER_REPLICATE)
         out = _run(IRIS_MODEL, (crop.astype(np.float32) / 255.0)[None])
         contour = next(v for v in out.values() if v.size == 213).reshape(71, 3)[:, :2]
         setattr(face, f"ear_{eye}", eye_aspect_ratio(contour, IRIS_SPEC))
