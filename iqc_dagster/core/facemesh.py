@@ -150,7 +150,7 @@ def _anchors(size: int = DET_SIZE, stride: int = 4) -> np.ndarray:
 _ANCHORS = _anchors()
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity (it holds arrays)
 class Face:
     """One detected face, in view-image pixels (``decoded.rgb``)."""
 
@@ -400,7 +400,7 @@ def analyze(decoded) -> list[Face]:
                 eyelids(f, rgb, decoded.fine)
                 face_focus(f, decoded)
             if rejected:
-                faces = [f for f in faces if f not in rejected]
+                faces = [f for f in faces if all(f is not r for r in rejected)]
         for i, f in enumerate(sorted((f for f in faces if f.prominent), key=lambda f: -f.side)):
             if i >= MAX_MESH_FACES:
                 f.prominent = False  # beyond the cap: not judged
