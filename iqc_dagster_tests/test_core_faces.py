@@ -202,3 +202,20 @@ def test_reasons_name_shut_eyes_and_a_soft_face():
     text = reasons.reasons_for({"eyes_open": 1.0, "face_sharpness_norm": 1.0, "eyes_closed_faces": 0})
     assert "eyes" not in text and "focus" not in text
     assert reasons.reasons_for({"eyes_open": math.nan, "face_sharpness_norm": math.nan}) == ""
+
+
+def test_open_eyes_and_a_sharp_face_never_lift_a_photo():
+    """Penalty-only fusion: a portrait with open eyes scores what it would without the face scores;
+    shut eyes pull it down."""
+    without = {k: v for k, v in fusion.DEFAULT_WEIGHTS.items() if k not in fusion.PENALTY_ONLY}
+    row = pd.DataFrame([{"sharpness_norm": 0.6, "exposure_norm": 0.7, "contrast_norm": 0.8,
+                         "face_present": 1.0, "eyes_open": 1.0, "face_sharpness_norm": 1.0},
+                        {"sharpness_norm": 0.6, "exposure_norm": 0.7, "contrast_norm": 0.8,
+                         "face_present": 1.0, "eyes_open": 0.0, "face_sharpness_norm": 1.0},
+                        {"sharpness_norm": 0.6, "exposure_norm": 0.7, "contrast_norm": 0.8,
+                         "face_present": 0.0, "eyes_open": np.nan, "face_sharpness_norm": np.nan}])
+    with_faces = fusion.fuse(row, fusion.DEFAULT_WEIGHTS).final_score.to_numpy()
+    plain = fusion.fuse(row, without).final_score.to_numpy()
+    assert with_faces[0] == pytest.approx(plain[0], abs=1e-12)  # open eyes: no lift
+    assert with_faces[1] < plain[1] - 0.05  # shut eyes: lower
+    assert with_faces[2] == pytest.approx(plain[2], abs=1e-12)  # no face: untouched
