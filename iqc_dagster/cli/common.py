@@ -189,13 +189,10 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, albu
 
     report = report_folder(src.parent.parent, album if album is not None else src.stem) / "index.html"
     sk = pd.read_csv(skipped) if skipped.exists() else pd.DataFrame(columns=["file", "reason"])
-    n_raw = int((sk["reason"] == inventory.RAW_REASON).sum()) if len(sk) else 0
-    n_bad = len(sk) - n_raw
+    n_raw = int(sk["file"].map(lambda f: inventory.imaging.is_raw_name(str(f))).sum()) if len(sk) else 0
     notes = []
-    if n_bad:
-        notes.append(f"{n_bad} unreadable")
-    if n_raw:
-        notes.append(f"{n_raw} RAW file(s) not supported yet")
+    if len(sk):
+        notes.append(f"{len(sk)} unreadable" + (f", {n_raw} of them RAW" if n_raw else ""))
     print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}"
           + (f" ({', '.join(notes)}, listed in {names.display(skipped.resolve())})" if notes else ""))
     if report.is_file():
