@@ -189,7 +189,7 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, albu
 
     report = report_folder(src.parent.parent, album if album is not None else src.stem) / "index.html"
     sk = pd.read_csv(skipped) if skipped.exists() else pd.DataFrame(columns=["file", "reason"])
-    n_raw = int(sk["file"].map(lambda f: inventory.imaging.is_raw_name(str(f))).sum()) if len(sk) else 0
+    n_raw = sum(inventory.imaging.is_raw_name(str(f)) for f in sk["file"])
     notes = []
     if len(sk):
         notes.append(f"{len(sk)} unreadable" + (f", {n_raw} of them RAW" if n_raw else ""))
