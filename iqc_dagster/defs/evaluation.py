@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import dedup, metrics, report, store
+from iqc_dagster.core import brackets, dedup, metrics, names, report, store
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
@@ -25,7 +25,7 @@ TECHNICAL_FEATURES = dg.AssetKey("technical_features")
                 "taken seconds apart and look alike (docs/evaluation.md). The ranking marks each group's "
                 "best pick; nothing is hidden or deleted.",
 )
-def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
+def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource, iqc: IQCSettings,
                      duckdb: DuckDBResource) -> dg.MaterializeResult:
     album = context.partition_key
     source = clip.resolve()
@@ -42,7 +42,16 @@ def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
     table["file"] = table["path"]
     table["phash"] = table.pop("hashes")
     table["final_score"] = 0.0  # membership does not depend on scores; ranked_photos picks the best
-    grouped = dedup.group_photos(table)
+    # exposure brackets and focus stacks, from EXIF (header reads): kept whole, never "duplicates"
+    folder = iqc.album_dir(album)
+    exif = brackets.read_exif([folder / names.from_key(p) for p in table["path"]])
+    exif["captured_at"] = table["captured_at"].to_numpy()
+    exif["path"] = table["path"].to_numpy()
+    sequences = brackets.find_sequences(exif)
+    grouped = dedup.group_photos(table, sequences=sequences)
+    if sequences:
+        context.log.info(f"{album}: {len(sequences)} exposure bracket(s)/focus stack(s) from EXIF: "
+                         + ", ".join(f"{k} of {len(r)}" for r, k in sequences[:10]))
     rows = pd.DataFrame({"album": album, "path": grouped["path"], "group_key": grouped["group_id"],
                          "group_kind": grouped["group_kind"]})
     with db(duckdb) as conn:

@@ -61,5 +61,5 @@ def xmp_sidecars(context: dg.AssetExecutionContext, config: XmpExportConfig,
 
 xmp_assets = [xmp_sidecars]
 export_xmp_job = dg.define_asset_job(
-    "export_xmp_job", selection=dg.AssetSelection.assets(xmp_sidecars), partitions_def=albums_partitions,
+    "export_xmp_job", selection=dg.AssetSelection.assets(xmp_sidecars),
     description="Write the album's XMP sidecars from its ranked CSV (rank it first).")
