@@ -10,7 +10,8 @@ import pytest
 
 from iqc_dagster import cli
 from iqc_dagster.core.config import Settings
-from iqc_dagster_tests import dng, exiftool
+from iqc_dagster.core import dng
+from iqc_dagster_tests import exiftool
 from iqc_dagster_tests.conftest import real_photo, save_jpeg
 
 

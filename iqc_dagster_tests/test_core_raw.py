@@ -1,4 +1,4 @@
-"""Camera RAW files through LibRaw: DNGs written by the tests (iqc_dagster_tests/dng.py), with and
+"""Camera RAW files through LibRaw: DNGs written by the tests (iqc_dagster/core/dng.py), with and
 without an embedded preview, upright by their orientation, RAW + JPEG pairs scored once."""
 
 import shutil
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from iqc_dagster.core import imaging, inventory, raw
-from iqc_dagster_tests import dng
+from iqc_dagster.core import dng
 from iqc_dagster_tests.conftest import save_jpeg
 
 
@@ -101,3 +101,12 @@ def test_raw_plus_jpeg_is_one_photo(tmp_path, scene):
     # a re-scan reuses the rows (no re-hash) and keeps the pairs
     again = inventory.scan_album(tmp_path, "a", previous=inv.reset_index()).set_index("path")
     assert (again["status"] == inv["status"]).all()
+
+
+def test_bench_raw_scenario_measures_all_three_decodes(tmp_path):
+    from iqc_dagster.core import perf
+
+    folder = perf.make_raw_album(tmp_path / "raw", 1, width=1600, height=1200)
+    r = perf.raw_decode_cost(folder)
+    assert r["n_photos"] == 1 and r["jpeg_ms"] > 0 and r["dng_preview_ms"] > 0 and r["dng_no_preview_ms"] > 0
+    assert r["dng_preview_mb"] > r["jpeg_mb"]  # the mosaic is in the file, and is not decoded

@@ -1,4 +1,4 @@
-"""Write small, valid DNG files for the tests (no binary fixtures are committed).
+"""Write small, valid DNG files for the tests and for `iqc bench --scenarios raw` (no binary fixtures).
 
 A DNG is a TIFF: IFD0 holds the camera's tags and, in a real camera file, a JPEG preview; a SubIFD holds
 the Bayer mosaic (``PhotometricInterpretation`` 32803, CFA). LibRaw (rawpy) decodes the mosaic, and
