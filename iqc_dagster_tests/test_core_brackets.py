@@ -68,3 +68,9 @@ def test_grouping_keeps_every_bracket_frame_and_says_so():
     text = reasons.reasons_for(g.loc["b1.jpg"].to_dict() | {"file": "b1.jpg"})
     assert "one of 3 frames of an exposure bracket" in text and "lower score" not in text
     assert dedup.group_summary(g.reset_index())["n_duplicates"] == 1
+
+
+def test_only_runs_of_close_frames_are_candidates():
+    t = pd.to_datetime(["2024-05-01 10:00:00", "2024-05-01 10:00:01", "2024-05-01 10:00:02",
+                        "2024-05-01 11:00:00", None, "2024-05-01 12:00:00", "2024-05-01 12:00:01"])
+    assert brackets.candidates(t).tolist() == [True, True, True, False, False, False, False]

@@ -72,6 +72,27 @@ def read_exif(paths: Sequence, workers: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EXIF_COLUMNS)
 
 
+def candidates(captured_at, rules: Rules = DEFAULT_RULES) -> np.ndarray:
+    """Bool mask of the photos that could be in a sequence: in a run of at least ``min_frames`` capture
+    times each within ``max_gap_s`` of the previous. Only these need their EXIF read (a header parse
+    each), so an album of 20,000 holiday snaps costs nothing here."""
+    ts = pd.to_datetime(pd.Series(list(captured_at)), errors="coerce")
+    n = len(ts)
+    out = np.zeros(n, dtype=bool)
+    ok = ts.notna().to_numpy()
+    if ok.sum() < rules.min_frames:
+        return out
+    idx = np.flatnonzero(ok)
+    secs = (ts[ok] - ts[ok].min()).dt.total_seconds().to_numpy(float)
+    order = np.argsort(secs, kind="stable")
+    s = secs[order]
+    breaks = np.flatnonzero(np.diff(s) > rules.max_gap_s) + 1
+    for run in np.split(np.arange(s.size), breaks):
+        if run.size >= rules.min_frames:
+            out[idx[order[run]]] = True
+    return out
+
+
 def _num(values, n) -> np.ndarray:
     return pd.to_numeric(pd.Series(list(values) if values is not None else [None] * n), errors="coerce").to_numpy(float)
 
@@ -178,4 +199,4 @@ def find_sequences(df: pd.DataFrame, rules: Rules = DEFAULT_RULES, *, name_colum
     return out
 
 
-__all__ = ["DEFAULT_RULES", "EXIF_COLUMNS", "KINDS", "Rules", "find_sequences", "read_exif"]
+__all__ = ["DEFAULT_RULES", "EXIF_COLUMNS", "KINDS", "Rules", "candidates", "find_sequences", "read_exif"]

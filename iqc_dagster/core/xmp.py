@@ -41,12 +41,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iqc_dagster.core import names, ratings, reasons
+from iqc_dagster.core import names, ratings, raw, reasons
 from iqc_dagster.core.files import write_atomic
 
 IQC_NS = ratings.IQC_NS  # "http://ns.iqc.invalid/xmp/1.0/" (.invalid: a name that never resolves)
@@ -61,7 +60,7 @@ LABEL_COLOURS = ("Red", "Yellow", "Green", "Blue", "Purple")
 #: A sidecar larger than this is not one we edit (ratings.MAX_XMP_BYTES reads no larger).
 MAX_SIDECAR_BYTES = 2 << 20
 
-_lock = threading.Lock()  # libexiv2's namespace registry and XMP toolkit are process-global
+_lock = raw._exiv2_lock  # libexiv2's namespace registry and XMP toolkit are process-global: one lock
 
 
 class XmpError(ValueError):
@@ -460,6 +459,10 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
         summary.by_class[entry.cls] = summary.by_class.get(entry.cls, 0) + 1
         real = names.from_key(entry.file)
         photo = folder / real
+        if not os.path.lexists(photo):  # deleted or moved since the ranking: no sidecar for nothing
+            summary.failed.append((entry.file, "photo no longer there (re-rank the album)"))
+            log(f"{names.display(entry.file)}: photo no longer there (re-rank the album)")
+            continue
         try:
             read_from, target = sidecar_target(photo, style, dest_dir / real if dest_dir is not None else None)
             if target in done:  # photo.xmp shared by IMG_1.CR2 and IMG_1.JPG: one write

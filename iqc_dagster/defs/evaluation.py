@@ -4,10 +4,11 @@ import hashlib
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import brackets, dedup, metrics, names, report, store
+from iqc_dagster.core import brackets, dedup, metrics, names, raw, report, store
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
@@ -44,10 +45,13 @@ def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource, iqc:
     table["final_score"] = 0.0  # membership does not depend on scores; ranked_photos picks the best
     # exposure brackets and focus stacks, from EXIF (header reads): kept whole, never "duplicates"
     folder = iqc.album_dir(album)
-    exif = brackets.read_exif([folder / names.from_key(p) for p in table["path"]])
-    exif["captured_at"] = table["captured_at"].to_numpy()
-    exif["path"] = table["path"].to_numpy()
-    sequences = brackets.find_sequences(exif)
+    cand = np.flatnonzero(brackets.candidates(table["captured_at"]))  # runs of frames seconds apart
+    sequences = []
+    if cand.size:
+        exif = brackets.read_exif([folder / names.from_key(p) for p in table["path"].to_numpy()[cand]])
+        exif["captured_at"] = table["captured_at"].to_numpy()[cand]
+        exif["path"] = table["path"].to_numpy()[cand]
+        sequences = [([int(cand[i]) for i in rows], kind) for rows, kind in brackets.find_sequences(exif)]
     grouped = dedup.group_photos(table, sequences=sequences)
     if sequences:
         context.log.info(f"{album}: {len(sequences)} exposure bracket(s)/focus stack(s) from EXIF: "
@@ -89,7 +93,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
     csv_bytes = csv_path.read_bytes()
     ranked = pd.read_csv(csv_path)
     with db(duckdb) as conn:
-        n_unreadable = int((store.album_photos(conn, album)["status"] != "ok").sum())
+        n_unreadable = int((~store.album_photos(conn, album)["status"].isin(["ok", raw.COMPANION_STATUS])).sum())
         aesthetic = store.aesthetic_status(conn, album) or {}
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)
