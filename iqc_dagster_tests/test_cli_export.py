@@ -50,7 +50,7 @@ def test_raw_folder_ranks_and_exports(tmp_path, shoot, capsys):
     before = _digests(folder)
     assert cli.main(["rank", "--input-dir", str(folder), *_base(tmp_path)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "ranked 7 photos" in out and "unreadable" not in out
+    assert "ranked 7 photos" in out and "unreadable" not in out and "1 RAW + JPEG pair(s) scored once" in out
     ranked = pd.read_csv(tmp_path / "out" / "csvs" / "shoot.csv", keep_default_na=False).set_index("file")
     assert "IMG_1.DNG" not in ranked.index and ranked.loc["IMG_1.JPG", "companions"] == "IMG_1.DNG"
     assert "IMG_2.dng" in ranked.index

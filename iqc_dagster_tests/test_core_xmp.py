@@ -164,3 +164,34 @@ def test_round_trip_ratings_ignore_iqcs_own_and_read_the_users(tmp_path):
     # a re-export keeps the user's new rating
     s = xmp.export([_row(file="a.jpg"), _row(file="b.jpg", rank=2)], album, xmp.Policy())
     assert s.kept_user_ratings == 1 and exiftool.read(album / "b.jpg.xmp")["XMP-xmp:Rating"] == 1
+
+
+def test_tune_learns_from_the_users_re_rating_not_from_iqcs_export(tmp_path):
+    """The loop through the function `iqc tune` uses to gather preferences (core/tuning.py)."""
+    import pandas as pd
+
+    from iqc_dagster.core import tuning
+
+    album = tmp_path / "trip"
+    album.mkdir()
+    files = [f"p{i}.jpg" for i in range(12)]
+    for n in files:
+        (album / n).write_bytes(b"photo")
+    rows = [_row(file=n, rank=i + 1, final_score=1 - i / 20) for i, n in enumerate(files)]
+    xmp.export(rows, album, xmp.Policy())
+    scores = pd.DataFrame({"album": "trip", "path": files, "content_hash": files,
+                           "sharpness_norm": [i / 12 for i in range(12)], "exposure_norm": 0.5})
+    synthetic_used = []
+
+    def synthetic():
+        synthetic_used.append(True)
+        raise RuntimeError("synthetic pairs requested")
+
+    with pytest.raises(RuntimeError, match="synthetic"):  # only iqc's own stars: nothing of the user's
+        tuning.gather_preferences(scores, tmp_path, synthetic=synthetic, min_pairs=1)
+    for i, n in enumerate(files):  # the user re-rates every photo in darktable
+        exiftool.write(album / f"{n}.xmp", f"-XMP-xmp:Rating={1 + i % 5}")
+    prefs = tuning.gather_preferences(scores, tmp_path, synthetic=synthetic, min_pairs=1)
+    # 11, not 12: p7 was re-rated to 3 stars, exactly iqc's "keep": indistinguishable from untouched
+    assert prefs.source == "ratings" and "ratings: 11 from sidecar" in " ".join(prefs.notes)
+    assert "trip/p7.jpg" not in set(prefs.scores.loc[prefs.scores["rating"].notna(), "item"])

@@ -193,7 +193,9 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, albu
     notes = []
     if len(sk):
         notes.append(f"{len(sk)} unreadable" + (f", {n_raw} of them RAW" if n_raw else ""))
-    print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}"
+    n_pairs = int(df["companions"].fillna("").astype(str).str.len().gt(0).sum()) if "companions" in df else 0
+    pairs = f" ({n_pairs} RAW + JPEG pair(s) scored once each)" if n_pairs else ""
+    print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}" + pairs
           + (f" ({', '.join(notes)}, listed in {names.display(skipped.resolve())})" if notes else ""))
     if report.is_file():
         print(f"report -> {names.display(report.resolve())}")
