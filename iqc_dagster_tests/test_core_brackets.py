@@ -74,3 +74,23 @@ def test_only_runs_of_close_frames_are_candidates():
     t = pd.to_datetime(["2024-05-01 10:00:00", "2024-05-01 10:00:01", "2024-05-01 10:00:02",
                         "2024-05-01 11:00:00", None, "2024-05-01 12:00:00", "2024-05-01 12:00:01"])
     assert brackets.candidates(t).tolist() == [True, True, True, False, False, False, False]
+
+
+def test_jpeg_bracket_read_from_files(tmp_path):
+    """EXIF as a camera writes it into JPEGs (Pillow here), read back by exiv2: 0, -2/3, +2/3 EV."""
+    from PIL import Image, TiffImagePlugin
+
+    R = TiffImagePlugin.IFDRational
+    paths = []
+    for i, (ev, level) in enumerate(((0, 120), (-2, 90), (2, 160))):
+        ex = Image.Exif()
+        ex[0x010F], ex[0x0110] = "Cam", "M1"
+        ifd = ex.get_ifd(0x8769)
+        ifd[0x9003], ifd[0x9204], ifd[0x829A], ifd[0x829D] = "2024:05:01 10:00:00", R(ev, 3), R(1, 125), R(8, 1)
+        p = tmp_path / f"IMG_{i}.jpg"
+        Image.fromarray(np.full((40, 60, 3), level, np.uint8)).save(p, exif=ex)
+        paths.append(p)
+    exif = brackets.read_exif(paths)
+    exif["path"] = [p.name for p in paths]
+    assert exif["exposure_bias"].round(3).tolist() == [0.0, -0.667, 0.667]
+    assert brackets.find_sequences(exif) == [([0, 1, 2], "bracket")]
