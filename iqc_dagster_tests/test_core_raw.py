@@ -110,3 +110,16 @@ def test_bench_raw_scenario_measures_all_three_decodes(tmp_path):
     r = perf.raw_decode_cost(folder)
     assert r["n_photos"] == 1 and r["jpeg_ms"] > 0 and r["dng_preview_ms"] > 0 and r["dng_no_preview_ms"] > 0
     assert r["dng_preview_mb"] > r["jpeg_mb"]  # the mosaic is in the file, and is not decoded
+
+
+def test_a_pair_whose_primary_failed_to_decode_is_scored_from_the_other_file(tmp_path, scene):
+    dng.write_dng(tmp_path / "IMG_1.DNG", scene, preview=scene)
+    save_jpeg(scene, tmp_path / "IMG_1.JPG")
+    inv = inventory.scan_album(tmp_path, "a")
+    assert dict(zip(inv["path"], inv["status"])) == {"IMG_1.DNG": raw.COMPANION_STATUS, "IMG_1.JPG": "ok"}
+    # the analysis could not decode the JPEG (a truncated copy whose header still parses): it marks it
+    inv.loc[inv["path"] == "IMG_1.JPG", ["status", "reason"]] = ["unreadable", "decode failed: truncated"]
+    again = inventory.scan_album(tmp_path, "a", previous=inv)
+    assert dict(zip(again["path"], again["status"])) == {"IMG_1.DNG": "ok", "IMG_1.JPG": raw.COMPANION_STATUS}
+    third = inventory.scan_album(tmp_path, "a", previous=again)  # and it stays so: no flip-flop
+    assert dict(zip(third["path"], third["status"])) == {"IMG_1.DNG": "ok", "IMG_1.JPG": raw.COMPANION_STATUS}

@@ -201,7 +201,7 @@ def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | N
             if progress:
                 progress(i, len(files))
     by_path = {r["path"]: r for r in rows}
-    for companion, primary in raw.pair_companions(rows).items():  # RAW + JPEG of one shot: scored once
+    for companion, primary in raw.pair_companions(rows, prev).items():  # RAW + JPEG of one shot: scored once
         by_path[companion].update(status=raw.COMPANION_STATUS, reason=f"same shot as {primary} (RAW + JPEG): scored once, with it")
     for rel, reason in problems:
         rows.append({"album": album, "path": rel, "content_hash": None, "bytes": None, "mtime_ns": None,

@@ -277,12 +277,21 @@ def _stem_key(rel: str) -> tuple[str, str]:
     return str(p.parent), p.stem.lower()
 
 
-def pair_companions(rows: list[dict]) -> dict[str, str]:
+def _unchanged(row: dict, old: dict | None) -> bool:
+    return old is not None and old.get("bytes") == row.get("bytes") and old.get("mtime_ns") == row.get("mtime_ns")
+
+
+def pair_companions(rows: list[dict], previous: dict[str, dict] | None = None) -> dict[str, str]:
     """``{companion path: primary path}`` for inventory rows (dicts with ``path``, ``status``, ``width``,
     ``height``) of RAW + JPEG shots: same folder, same stem (any case), one RAW and one photo file, both
     readable. The primary is the photo file when its long side is at least the view size, else the RAW.
     A stem with several RAW or several photo files (``a.cr2`` + ``a.dng``) pairs nothing: it is ambiguous.
+
+    ``previous`` (path -> the last inventory's row) keeps a pair stable and mends a failed one: when both
+    files are unchanged, the last choice stands; when the last primary failed to decode (its row is
+    ``unreadable``, the file unchanged), the other file of the shot is scored instead.
     """
+    previous = previous or {}
     by_stem: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if r.get("status") in ("ok", COMPANION_STATUS):
@@ -301,6 +310,11 @@ def pair_companions(rows: list[dict]) -> dict[str, str]:
         except (TypeError, ValueError):
             p_long = 0
         primary, companion = (p, r) if p_long >= imaging.MAX_SIDE else (r, p)
+        op, oc = previous.get(str(primary["path"])), previous.get(str(companion["path"]))
+        if _unchanged(primary, op) and _unchanged(companion, oc):
+            if op.get("status") == "unreadable" or (op.get("status") == COMPANION_STATUS
+                                                     and oc.get("status") == "ok"):
+                primary, companion = companion, primary  # the last choice, or away from a failed decode
         out[str(companion["path"])] = str(primary["path"])
     return out
 
