@@ -12,11 +12,12 @@ from iqc_dagster.defs.resources import make_resources
 from iqc_dagster.defs.sensors import album_sensor
 from iqc_dagster.defs.tuning import tuning_assets
 from iqc_dagster.defs.weights import ranking_weights
+from iqc_dagster.defs.xmp import export_xmp_job, xmp_assets
 
 defs = dg.Definitions(
-    assets=[*album_assets, ranking_weights, *tuning_assets, *benchmark_assets],
+    assets=[*album_assets, ranking_weights, *tuning_assets, *benchmark_assets, *xmp_assets],
     asset_checks=album_checks,
-    jobs=[rank_album_job],
+    jobs=[rank_album_job, export_xmp_job],
     sensors=[album_sensor],
     resources=make_resources(),
     executor=dg.in_process_executor,

@@ -20,7 +20,7 @@ class CLIError(Exception):
 
 
 #: Sub-command modules, in help order. Adding a command = one module + one entry here.
-COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "bench"]
+COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "bench", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -567,7 +567,7 @@ def _order(df: pd.DataFrame) -> np.ndarray:
 
 def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
                  hash_column: str = "phash", time_column: str = "captured_at",
-                 embedding_column: str = "embedding") -> pd.DataFrame:
+                 embedding_column: str = "embedding", sequences=None) -> pd.DataFrame:
     """A copy of ``df`` with the group columns added (:data:`GROUP_COLUMNS`); rows keep their order.
 
     Needs ``final_score`` and ``file`` (or ``path``; names in ``duplicate_of`` come from it). Optional:
@@ -580,6 +580,11 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
     * ``is_best_in_group``: True for the group's highest ``final_score``, and for every singleton;
     * ``group_kind``: ``""`` (singleton), ``"duplicate"`` (all edges near-duplicate) or ``"burst"``;
     * ``duplicate_of``: for the other members, the best pick's ``file`` (or ``path``); else None.
+
+    ``sequences``: ``[(row positions, kind)]`` of exposure brackets and focus stacks
+    (:func:`iqc_dagster.core.brackets.find_sequences`). Each becomes a group of that kind on its own:
+    its frames join no other group, and every frame is kept (each ``is_best_in_group``, no
+    ``duplicate_of``): they were shot to be merged, not chosen from.
     """
     if "final_score" not in df.columns:
         raise ValueError("group_photos needs a final_score column")
@@ -605,10 +610,24 @@ def group_photos(df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, 
         if ii.size:
             i, j = np.concatenate([i, ii]), np.concatenate([j, jj])
             burst = np.concatenate([burst, np.zeros(ii.size, bool)])
+    seq_kinds = None
+    if sequences:
+        member = np.full(n, -1, dtype=np.int64)
+        seq_kinds = np.full(n, None, dtype=object)
+        for k, (rows, kind) in enumerate(sequences):
+            member[list(rows)] = k
+            seq_kinds[list(rows)] = kind
+        keep = (member[i] < 0) & (member[j] < 0)  # sequence frames join no duplicate or burst group
+        i, j, burst = i[keep], j[keep], burst[keep]
+        for rows, _kind in sequences:
+            rows = list(rows)
+            i = np.concatenate([i, np.full(len(rows) - 1, rows[0], dtype=np.int64)])
+            j = np.concatenate([j, np.asarray(rows[1:], dtype=np.int64)])
+            burst = np.concatenate([burst, np.zeros(len(rows) - 1, bool)])
     roots = components(n, i, j)
     burst_rows = np.zeros(n, dtype=bool)
     burst_rows[i[burst]] = True
-    return mark_groups(out, roots, burst_rows)
+    return mark_groups(out, roots, burst_rows, kinds=seq_kinds)
 
 
 def _identical_pairs(content_hashes) -> tuple[np.ndarray, np.ndarray]:
@@ -624,6 +643,10 @@ def _identical_pairs(content_hashes) -> tuple[np.ndarray, np.ndarray]:
         else:
             first[h] = k
     return np.array(ii, dtype=np.int64), np.array(jj, dtype=np.int64)
+
+
+#: Group kinds whose every frame is kept (core/brackets.py): no frame is a lesser duplicate.
+SEQUENCE_KINDS = ("bracket", "focus_stack")
 
 
 #: The best pick of a group prefers open eyes and a sharp face over a marginally higher final score
@@ -646,9 +669,10 @@ def _pick_order(df: pd.DataFrame) -> np.ndarray:
     return _order(adjusted.drop(columns=["rank"], errors="ignore"))
 
 
-def mark_groups(df: pd.DataFrame, keys, burst_rows=None) -> pd.DataFrame:
+def mark_groups(df: pd.DataFrame, keys, burst_rows=None, kinds=None) -> pd.DataFrame:
     """Add :data:`GROUP_COLUMNS` to ``df`` given each row's group ``keys`` (equal key = same group) and,
-    optionally, which rows take part in a burst link. The best pick of a group is its best-ranked row
+    optionally, which rows take part in a burst link, and ``kinds``: per row, a
+    :data:`SEQUENCE_KINDS` kind (or None) that overrides the group's kind and keeps every frame. The best pick of a group is its best-ranked row
     (:func:`_order`: highest ``final_score``) unless another member's open eyes or sharper face outweigh
     a marginally higher score (:data:`FACE_PICK_MARGIN`); groups are numbered by their best-ranked
     member (group 1 holds the top photo). Shared by :func:`group_photos` and the ranking, which applies stored groups."""
@@ -683,6 +707,10 @@ def mark_groups(df: pd.DataFrame, keys, burst_rows=None) -> pd.DataFrame:
     gsize = sizes[comp].astype(np.int64)
     is_best = best_row[comp] == np.arange(n)
     kind = np.where(gsize == 1, "", np.where(bursty[comp], "burst", "duplicate")).astype(object)
+    if kinds is not None:
+        seq = np.array([k in SEQUENCE_KINDS for k in kinds], dtype=bool) & (gsize > 1)
+        kind[seq] = np.asarray(kinds, dtype=object)[seq]
+        is_best = is_best | seq  # every frame of a bracket or focus stack is kept
     dup_of = np.where(is_best, None, names[best_row[comp]]).astype(object)
     out["group_id"] = gid
     out["group_size"] = gsize

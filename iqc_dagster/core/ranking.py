@@ -81,7 +81,8 @@ def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
             key_col.append(next_key)
             next_key += 1
     bursts = [kinds.get(f) == "burst" for f in ranked["file"]]
-    return dedup.mark_groups(ranked, key_col, bursts)
+    sequences = [kinds.get(f) if kinds.get(f) in dedup.SEQUENCE_KINDS else None for f in ranked["file"]]
+    return dedup.mark_groups(ranked, key_col, bursts, kinds=sequences)
 
 
 NO_DETAIL_COLUMN = "no_detail"

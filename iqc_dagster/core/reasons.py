@@ -15,7 +15,8 @@
   when several faces were judged; "face out of focus" (``face_sharpness_norm``);
 * groups (:mod:`iqc_dagster.core.dedup`): a non-best member gets "duplicate of X, lower score" (or
   "burst with X, ..."; "eyes closed" / "face out of focus" instead of "lower score" when that is why
-  it was passed over); a group's best pick gets "best of N similar".
+  it was passed over); a group's best pick gets "best of N similar"; every frame of an
+  exposure bracket or focus stack gets "one of N frames of an exposure bracket" (never a sink).
 
 Missing columns and missing values are skipped: any ranked CSV works. No Dagster import here.
 """
@@ -117,7 +118,12 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     # groups
     size = _f(row, "group_size")
     best = _truthy(row.get("is_best_in_group"))
-    if size is not None and size > 1 and best is not None:
+    kind = _s(row, "group_kind")
+    if size is not None and size > 1 and kind in ("bracket", "focus_stack"):  # kept whole (core/brackets.py)
+        what = "exposure bracket" if kind == "bracket" else "focus stack"
+        lifts.append((10.0, f"one of {int(size)} frames of an {what}" if kind == "bracket"
+                      else f"one of {int(size)} frames of a {what}"))
+    elif size is not None and size > 1 and best is not None:
         if best:
             lifts.append((10.0, f"best of {int(size)} similar"))
         else:

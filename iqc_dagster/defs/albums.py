@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import analysis, dedup, fusion, inventory, names, ranking, reasons, store
+from iqc_dagster.core import analysis, dedup, fusion, inventory, names, ranking, raw, reasons, store
 from iqc_dagster.core import features as feat
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs import evaluation as evaldefs
@@ -61,7 +61,7 @@ def image_inventory(context: dg.AssetExecutionContext, iqc: IQCSettings,
                               progress=analysis.throttled(context.log.info, label=f"inventory {album}"))
     with db(duckdb) as conn:
         store.replace_album_rows(conn, "photos", album, df)
-    bad = df[df["status"] != "ok"]
+    bad = df[~df["status"].isin(["ok", raw.COMPANION_STATUS])]
     for row in bad.itertuples():
         context.log.warning(f"unreadable: {names.display(row.path)}: {row.reason}")
     context.log.info(f"{album}: {len(df)} files, {len(df) - len(bad)} readable, {len(bad)} unreadable "
@@ -82,7 +82,7 @@ def unreadable_photos_have_reasons(context: dg.AssetCheckExecutionContext,
     album = context.op_execution_context.partition_key
     with db(duckdb) as conn:
         df = store.album_photos(conn, album)
-    bad = df[df["status"] != "ok"]
+    bad = df[~df["status"].isin(["ok", raw.COMPANION_STATUS])]
     missing = bad[bad["reason"].isna() | (bad["reason"].astype(str).str.len() == 0)]
     return dg.AssetCheckResult(
         passed=missing.empty,
@@ -268,10 +268,12 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
     if not ranked.empty:
         ranked = ranking.demote_no_detail(ranked, markers)
         ranked = ranking.order_columns(reasons.add_reasons(ranking.apply_groups(ranked, groups)))
+        pairs = raw.companions_of(photos)  # RAW + JPEG: the other file of the shot, listed with it
+        ranked["companions"] = [";".join(pairs.get(f, [])) for f in ranked["file"]]
     for note in (result.notes if result else []):
         context.log.warning(note)
     csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
-    skipped = photos[photos["status"] != "ok"][["path", "reason"]].rename(columns={"path": "file"})
+    skipped = photos[~photos["status"].isin(["ok", raw.COMPANION_STATUS])][["path", "reason"]].rename(columns={"path": "file"})
     skipped_path = ranking.write_csv_atomic(skipped, iqc.skipped_csv_path(album))
     db_rows = pd.DataFrame({
         "album": album, "path": ranked["file"], "content_hash": ranked.get("content_hash"),
@@ -289,7 +291,8 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "skipped_csv": dg.MetadataValue.path(str(skipped_path.resolve())),
         "n_ranked": len(ranked),
         "n_skipped": len(skipped),
-        "n_raw_skipped": int((skipped["reason"] == inventory.RAW_REASON).sum()),
+        "n_raw_skipped": sum(inventory.imaging.is_raw_name(str(f)) for f in skipped["file"]),
+        "n_raw_jpeg_pairs": int((photos["status"] == raw.COMPANION_STATUS).sum()),
         "n_no_detail": len(markers),
         "top5": _md_table(top, 5),
         "weights_id": weights.weights_id,

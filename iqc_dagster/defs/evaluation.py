@@ -4,10 +4,11 @@ import hashlib
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import dedup, metrics, report, store
+from iqc_dagster.core import brackets, dedup, metrics, names, raw, report, store
 from iqc_dagster.core.files import write_atomic
 from iqc_dagster.defs import clip as clipdefs
 from iqc_dagster.defs.partitions import albums_partitions
@@ -25,7 +26,7 @@ TECHNICAL_FEATURES = dg.AssetKey("technical_features")
                 "taken seconds apart and look alike (docs/evaluation.md). The ranking marks each group's "
                 "best pick; nothing is hidden or deleted.",
 )
-def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
+def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource, iqc: IQCSettings,
                      duckdb: DuckDBResource) -> dg.MaterializeResult:
     album = context.partition_key
     source = clip.resolve()
@@ -42,7 +43,19 @@ def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
     table["file"] = table["path"]
     table["phash"] = table.pop("hashes")
     table["final_score"] = 0.0  # membership does not depend on scores; ranked_photos picks the best
-    grouped = dedup.group_photos(table)
+    # exposure brackets and focus stacks, from EXIF (header reads): kept whole, never "duplicates"
+    folder = iqc.album_dir(album)
+    cand = np.flatnonzero(brackets.candidates(table["captured_at"]))  # runs of frames seconds apart
+    sequences = []
+    if cand.size:
+        exif = brackets.read_exif([folder / names.from_key(p) for p in table["path"].to_numpy()[cand]])
+        exif["captured_at"] = table["captured_at"].to_numpy()[cand]
+        exif["path"] = table["path"].to_numpy()[cand]
+        sequences = [([int(cand[i]) for i in rows], kind) for rows, kind in brackets.find_sequences(exif)]
+    grouped = dedup.group_photos(table, sequences=sequences)
+    if sequences:
+        context.log.info(f"{album}: {len(sequences)} exposure bracket(s)/focus stack(s) from EXIF: "
+                         + ", ".join(f"{k} of {len(r)}" for r, k in sequences[:10]))
     rows = pd.DataFrame({"album": album, "path": grouped["path"], "group_key": grouped["group_id"],
                          "group_kind": grouped["group_kind"]})
     with db(duckdb) as conn:
@@ -80,7 +93,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
     csv_bytes = csv_path.read_bytes()
     ranked = pd.read_csv(csv_path)
     with db(duckdb) as conn:
-        n_unreadable = int((store.album_photos(conn, album)["status"] != "ok").sum())
+        n_unreadable = int((~store.album_photos(conn, album)["status"].isin(["ok", raw.COMPANION_STATUS])).sum())
         aesthetic = store.aesthetic_status(conn, album) or {}
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)
