@@ -649,12 +649,33 @@ def _identical_pairs(content_hashes) -> tuple[np.ndarray, np.ndarray]:
 SEQUENCE_KINDS = ("bracket", "focus_stack")
 
 
+#: The best pick of a group prefers open eyes and a sharp face over a marginally higher final score
+#: (what a photographer picks from a burst): the pick compares ``final_score`` minus this much times
+#: (1 - ``eyes_open``) and times (1 - ``face_sharpness_norm``); a missing score (no face) costs nothing.
+FACE_PICK_MARGIN = {"eyes_open": 0.06, "face_sharpness_norm": 0.04}
+
+
+def _pick_order(df: pd.DataFrame) -> np.ndarray:
+    """Row positions from best to worst pick: :func:`_order`, by ``final_score`` less the face margins."""
+    penalty = np.zeros(len(df))
+    for col, margin in FACE_PICK_MARGIN.items():
+        if col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            penalty += np.where(np.isfinite(v), margin * (1.0 - np.clip(v, 0.0, 1.0)), 0.0)
+    if not penalty.any():
+        return _order(df)
+    score = pd.to_numeric(df["final_score"], errors="coerce").to_numpy(dtype=float)
+    adjusted = df.assign(final_score=np.where(np.isfinite(score), score - penalty, np.nan))
+    return _order(adjusted.drop(columns=["rank"], errors="ignore"))
+
+
 def mark_groups(df: pd.DataFrame, keys, burst_rows=None, kinds=None) -> pd.DataFrame:
     """Add :data:`GROUP_COLUMNS` to ``df`` given each row's group ``keys`` (equal key = same group) and,
     optionally, which rows take part in a burst link, and ``kinds``: per row, a
     :data:`SEQUENCE_KINDS` kind (or None) that overrides the group's kind and keeps every frame. The best pick of a group is its best-ranked row
-    (:func:`_order`: highest ``final_score``); groups are numbered by their best pick (group 1 holds the
-    top photo). Shared by :func:`group_photos` and the ranking, which applies stored groups."""
+    (:func:`_order`: highest ``final_score``) unless another member's open eyes or sharper face outweigh
+    a marginally higher score (:data:`FACE_PICK_MARGIN`); groups are numbered by their best-ranked
+    member (group 1 holds the top photo). Shared by :func:`group_photos` and the ranking, which applies stored groups."""
     out = df.drop(columns=[c for c in GROUP_COLUMNS if c in df.columns]).copy()
     n = len(out)
     if n == 0:
@@ -668,11 +689,16 @@ def mark_groups(df: pd.DataFrame, keys, burst_rows=None, kinds=None) -> pd.DataF
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)  # 0 = best photo of the table
     _, comp, sizes = np.unique(roots, return_inverse=True, return_counts=True)
+    top_pos = np.full(sizes.size, n, dtype=np.int64)
+    np.minimum.at(top_pos, comp, position)  # best-ranked member of each component
+    pick = _pick_order(out)  # the best pick: ranked order, with a bonus for open eyes and a sharp face
+    pick_position = np.empty(n, dtype=np.int64)
+    pick_position[pick] = np.arange(n)
     best_pos = np.full(sizes.size, n, dtype=np.int64)
-    np.minimum.at(best_pos, comp, position)  # best member of each component
-    best_row = order[best_pos]
+    np.minimum.at(best_pos, comp, pick_position)
+    best_row = pick[best_pos]
     number = np.empty(sizes.size, dtype=np.int64)
-    number[np.argsort(best_pos, kind="stable")] = np.arange(1, sizes.size + 1)  # group 1 holds the top photo
+    number[np.argsort(top_pos, kind="stable")] = np.arange(1, sizes.size + 1)  # group 1 holds the top photo
     bursty = np.zeros(sizes.size, dtype=bool)
     if burst_rows is not None:
         bursty[comp[np.asarray(burst_rows, dtype=bool)]] = True
