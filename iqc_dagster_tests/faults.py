@@ -122,7 +122,8 @@ def build(folder: Path) -> dict[str, bool]:
     rng = np.random.default_rng(7)
     Image.fromarray(rng.integers(0, 256, (6, 900, 3), dtype=np.uint8)).save(good("noise_strip.png"))
     bad("IMG_0001.CR2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(200))
-    Image.fromarray(small).save(bad("readable.dng"), format="TIFF")  # a DNG is a TIFF: still RAW, listed
+    # a DNG is a TIFF, but a plain RGB TIFF named .dng is no RAW file: LibRaw says so, it is listed
+    Image.fromarray(small).save(bad("readable.dng"), format="TIFF")
     png_bad_crc(bad("bad_crc.png"))
     bad("postscript.jpg").write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     bad("document.jpg").write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
@@ -133,7 +134,7 @@ def build(folder: Path) -> dict[str, bool]:
 
 
 #: Why each round-2 bad file must be listed (a substring of its reason).
-REASONS = {"IMG_0001.CR2": "RAW file: not supported yet", "readable.dng": "RAW file: not supported yet",
+REASONS = {"IMG_0001.CR2": "RAW file not readable by LibRaw", "readable.dng": "RAW file not readable by LibRaw",
            "bad_crc.png": "checksum", "postscript.jpg": "not a photo", "document.jpg": "not a photo",
            "fifo.jpg": "not a regular file", "socket.jpg": "not a regular file", "zeros.jpg": "not a regular file",
            "zero.jpg": "empty file", "bomb.png": "too large"}

@@ -89,9 +89,10 @@ def test_rank_hidden_and_oddly_named_folders_and_raw_only_albums(tmp_path, capsy
     capsys.readouterr()
     assert cli.main(["rank", "--input-dir", str(raw), *_base(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "ranked 0 photos" in out and "3 RAW file(s) not supported yet" in out
+    assert "ranked 0 photos" in out and "3 unreadable, 3 of them RAW" in out
     skipped = pd.read_csv(tmp_path / "out" / "csvs" / "raws_skipped.csv")
     assert sorted(skipped["file"]) == ["a.CR2", "b.NEF", "c.dng"]
+    assert skipped["reason"].str.startswith("RAW file not readable by LibRaw").all()  # garbage bytes
 
 
 def test_sqlite_database_and_labels_directory_are_one_clear_line(tmp_path, capsys):

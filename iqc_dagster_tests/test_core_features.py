@@ -176,6 +176,8 @@ def test_sharpness_score_reads_the_noise_measurement():
 ], ids=["black", "white", "grey", "tiny", "sliver"])
 def test_scores_are_finite_and_in_unit_range_on_odd_images(img):
     for col, v in scores(img).items():
+        if col in ("eyes_open", "face_sharpness_norm") and math.isnan(v):
+            continue  # no face: not applicable (NaN, weight redistributed for the photo)
         assert math.isfinite(v) and 0.0 <= v <= 1.0, (col, v)
 
 

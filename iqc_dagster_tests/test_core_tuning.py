@@ -137,8 +137,12 @@ def test_weights_from_raw_keeps_untuned_default_shares():
     w = tuning.weights_from_raw({"sharpness": 1.0, "exposure": 0.0, "contrast": 1.0, "faces": 0.0},
                                 ["sharpness", "exposure", "contrast", "faces"])
     total = sum(fusion.DEFAULT_WEIGHTS.values())
-    assert w["aesthetic"] == pytest.approx(0.35 / total, abs=1e-4)
-    assert w["sharpness"] == w["contrast"] == pytest.approx((1 - 0.35 / total) / 2, abs=1e-4)
+    untuned = {k: v for k, v in fusion.DEFAULT_WEIGHTS.items()
+               if k not in ("sharpness", "exposure", "contrast", "faces")}  # aesthetic, eyes, face focus
+    for k, v in untuned.items():
+        assert w[k] == pytest.approx(v / total, abs=1e-4)
+    rest = 1 - sum(untuned.values()) / total
+    assert w["sharpness"] == w["contrast"] == pytest.approx(rest / 2, abs=1e-4)
     assert w["exposure"] == w["faces"] == 0.0
     fusion.validate_weights(w)
     zero = tuning.weights_from_raw({"sharpness": 0.0, "contrast": 0.0}, ["sharpness", "contrast"])

@@ -148,6 +148,9 @@ REFERENCES: dict[str, Reference] = dict([
     _ref("ascent", "PyWavelets", "extra", "people climbing stairs, grey"),
     _ref("hubble_deep_field", "scikit-image", "extra", "Hubble deep field (telescope composite)"),
     _ref("retina", "scikit-image", "extra", "fundus photograph with a black mask"),
+    # the two portraits with their eyes painted shut (core.shut_eyes): the eye score's fixtures
+    _ref("astronaut_eyes_shut", "scikit-image", "extra", "astronaut, eyes painted shut"),
+    _ref("grace_hopper_eyes_shut", "matplotlib", "extra", "grace_hopper, eyes painted shut"),
 ])
 
 DEFAULT_REFERENCES: tuple[str, ...] = tuple(n for n, r in REFERENCES.items() if r.split != "extra")
@@ -184,6 +187,10 @@ def load_reference(name: str) -> np.ndarray:
         raise KeyError(f"unknown reference {name!r}; known: {', '.join(REFERENCES)}")
     ref = REFERENCES[name]
     pkg = ref.package
+    if name.endswith("_eyes_shut"):
+        from iqc_dagster.core import shut_eyes
+
+        return shut_eyes.close_eyes(load_reference(name[:-len("_eyes_shut")]))
     try:
         if ref.file:
             with Image.open(LOMIRI_DIR / ref.file) as im:

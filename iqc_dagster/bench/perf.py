@@ -1,4 +1,4 @@
-"""Synthetic camera-like albums for the performance benchmark (``iqc bench``), deterministic by seed.
+"""Synthetic camera-like albums for the performance benchmark (``iqc perf``), deterministic by seed.
 
 Each photo is a 12-megapixel (4000 x 3000) JPEG: a smooth random scene (low-frequency colour fields,
 shapes with hard edges, fine texture) with camera-like grain (signal-dependent Gaussian noise, slightly
@@ -130,3 +130,62 @@ def build_random_clip(dest: str | os.PathLike, *, crop: int = 224, seed: int = 0
     model.save_pretrained(dest)
     processor.save_pretrained(dest)
     return dest
+
+
+def make_raw_album(folder: str | os.PathLike, n: int, *, seed: int = 3, width: int = 4000, height: int = 3000,
+                   quality: int = 90, workers: int | None = None) -> Path:
+    """``n`` synthetic shots, each as ``IMG_i.jpg`` (JPEG, ``quality``), ``IMG_i_preview.dng`` (a DNG with
+    that same JPEG embedded as its full-size preview, as cameras write them) and ``IMG_i_mosaic.dng``
+    (the mosaic alone, no preview). Reused when already there with the same parameters."""
+    import io
+
+    from iqc_dagster.bench import dng
+
+    folder = Path(folder)
+    params = {"n": n, "seed": seed, "width": width, "height": height, "quality": quality, "v": "raw1"}
+    manifest = folder.parent / f"{folder.name}{MANIFEST}"
+    if manifest.exists() and json.loads(manifest.read_text()) == params:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(i: int) -> None:
+        img = synthetic_photo(seed * 100_003 + i, width, height)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        (folder / f"IMG_{i:05d}.jpg").write_bytes(buf.getvalue())
+        dng.write_dng(folder / f"IMG_{i:05d}_preview.dng", img, preview=img, preview_quality=quality)
+        dng.write_dng(folder / f"IMG_{i:05d}_mosaic.dng", img)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(pool.map(one, range(n)))
+    manifest.write_text(json.dumps(params))
+    return folder
+
+
+def raw_decode_cost(folder: str | os.PathLike) -> dict:
+    """ms per photo, one thread, of the pipeline's decode (:func:`imaging.decode`) of the same shots as a
+    JPEG, as a DNG with a full-size embedded preview, and as a DNG without one (half-size demosaic); and
+    the probe (inventory) cost of the DNG. One warm-up decode of each kind first."""
+    import time
+
+    from iqc_dagster.core import imaging
+
+    folder = Path(folder)
+    kinds = {"jpeg": sorted(folder.glob("IMG_*[0-9].jpg")), "dng_preview": sorted(folder.glob("*_preview.dng")),
+             "dng_no_preview": sorted(folder.glob("*_mosaic.dng"))}
+    if not all(kinds.values()):
+        raise ValueError(f"no synthetic RAW album in {folder}")
+    out: dict = {"n_photos": len(kinds["jpeg"])}
+    for name, paths in kinds.items():
+        imaging.decode(paths[0])
+        t0 = time.perf_counter()
+        for p in paths:
+            imaging.decode(p)
+        out[f"{name}_ms"] = (time.perf_counter() - t0) / len(paths) * 1000
+        out[f"{name}_mb"] = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
+    t0 = time.perf_counter()
+    for p in kinds["dng_preview"]:
+        imaging.probe(p)
+    out["dng_probe_ms"] = (time.perf_counter() - t0) / len(kinds["dng_preview"]) * 1000
+    out["preview_over_jpeg"] = out["dng_preview_ms"] / out["jpeg_ms"]
+    return out

@@ -1,4 +1,4 @@
-"""One ``iqc bench`` scenario, run in its own process so its peak memory can be read: ranks an album with
+"""One ``iqc perf`` scenario, run in its own process so its peak memory can be read: ranks an album with
 the real asset graph (dg.materialize, in-process executor) and prints a JSON line of timings."""
 
 import dataclasses

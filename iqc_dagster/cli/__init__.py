@@ -20,7 +20,7 @@ class CLIError(Exception):
 
 
 #: Sub-command modules, in help order. Adding a command = one module + one entry here.
-COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "perf"]
+COMMANDS = ["rank", "run", "ui", "models", "evaluate", "benchmark", "tune", "perf", "export"]
 
 #: Old names still accepted (not listed in --help): old -> new.
 ALIASES = {"bench": "perf"}

@@ -195,14 +195,13 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, albu
 
     report = report_folder(src.parent.parent, album if album is not None else src.stem) / "index.html"
     sk = pd.read_csv(skipped) if skipped.exists() else pd.DataFrame(columns=["file", "reason"])
-    n_raw = int((sk["reason"] == inventory.RAW_REASON).sum()) if len(sk) else 0
-    n_bad = len(sk) - n_raw
+    n_raw = sum(inventory.imaging.is_raw_name(str(f)) for f in sk["file"])
     notes = []
-    if n_bad:
-        notes.append(f"{n_bad} unreadable")
-    if n_raw:
-        notes.append(f"{n_raw} RAW file(s) not supported yet")
-    print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}"
+    if len(sk):
+        notes.append(f"{len(sk)} unreadable" + (f", {n_raw} of them RAW" if n_raw else ""))
+    n_pairs = int(df["companions"].fillna("").astype(str).str.len().gt(0).sum()) if "companions" in df else 0
+    pairs = f" ({n_pairs} RAW + JPEG pair(s) scored once each)" if n_pairs else ""
+    print(f"ranked {len(df)} photos -> {names.display(csv_path.resolve())}" + pairs
           + (f" ({', '.join(notes)}, listed in {names.display(skipped.resolve())})" if notes else ""))
     if report.is_file():
         print(f"report -> {names.display(report.resolve())}")

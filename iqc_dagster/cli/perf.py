@@ -24,7 +24,11 @@ def add_parser(sub) -> None:
                    help="photos in the album for the unchanged re-run scenario (default 1000, 2 MP each)")
     p.add_argument("--scenarios", default="floor,tech,clip,rerun",
                    help="comma-separated: floor (JPEG decoding alone: the ceiling of the technical pass), "
-                        "tech, clip, rerun")
+                        "tech, clip, rerun; and raw (decode cost of a RAW file with and without an embedded "
+                        "preview against the JPEG of the same shot; not in the default set)")
+    p.add_argument("--raw-n", type=int, default=10,
+                   help="shots for the raw scenario (default 10; each as a JPEG, a DNG with a full-size "
+                        "preview and a DNG without one)")
     p.add_argument("--workdir", type=Path, default=Path(".bench"), help="albums and databases (default .bench)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
@@ -63,11 +67,11 @@ def run(args) -> int:
     from iqc_dagster.bench import perf
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"floor", "tech", "clip", "rerun"}
+    unknown = set(scenarios) - {"floor", "tech", "clip", "rerun", "raw"}
     if unknown:
-        raise CLIError(f"unknown scenario(s) {sorted(unknown)}; use floor, tech, clip, rerun")
-    if args.n < 1 or args.rerun_n < 1:
-        raise CLIError("--n and --rerun-n must be at least 1")
+        raise CLIError(f"unknown scenario(s) {sorted(unknown)}; use floor, tech, clip, rerun, raw")
+    if args.n < 1 or args.rerun_n < 1 or args.raw_n < 1:
+        raise CLIError("--n, --rerun-n and --raw-n must be at least 1")
     work = args.workdir.resolve()
     root = work / "photos"
     out = work / "output"
@@ -97,11 +101,24 @@ def run(args) -> int:
         perf.make_album(root / ralbum, args.rerun_n, seed=2, width=1600, height=1200)
         print("(c) first run, then the timed re-run of the unchanged album...", file=sys.stderr)
         results["rerun"] = _rerun(root, ralbum, work / "rerun.duckdb", out, {**base_env, "IQC_CLIP": "0"})
+    if "raw" in scenarios:
+        rawdir = root / f"raw_{args.raw_n}"
+        print(f"making {args.raw_n} synthetic 12 MP shots as JPEG and DNG in {rawdir} (reused if present)...",
+              file=sys.stderr)
+        perf.make_raw_album(rawdir, args.raw_n)
+        print("(raw) decode cost: JPEG vs DNG with a full-size preview vs DNG without one...", file=sys.stderr)
+        results["raw"] = perf.raw_decode_cost(rawdir)
     if args.json:
         print(json.dumps(results, indent=None, default=float))
         return 0
     for name, r in results.items():
         n = r["n_photos"] or 0
+        if name == "raw":
+            print(f"== raw: {n} shots, decode on one thread: JPEG {r['jpeg_ms']:.0f} ms ({r['jpeg_mb']:.1f} MB), "
+                  f"DNG with full-size preview {r['dng_preview_ms']:.0f} ms ({r['dng_preview_mb']:.1f} MB; "
+                  f"{r['preview_over_jpeg']:.2f}x the JPEG), DNG without preview (half-size demosaic) "
+                  f"{r['dng_no_preview_ms']:.0f} ms; DNG probe {r['dng_probe_ms']:.1f} ms")
+            continue
         if name == "floor":
             print(f"== floor: {n} photos decoded and nothing else, {r['workers']} threads: "
                   f"{r['photos_per_s']:.1f} photos/s ({r['ms_per_photo_one_thread']:.0f} ms per photo on one "

@@ -20,7 +20,16 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "exposure": 0.20,
     "contrast": 0.10,
     "faces": 0.05,
+    # issue 14: the worst prominent face's eyes and focus; NaN without a face, so a photo without faces
+    # keeps the seed's weights (redistributed per photo) and is neither rewarded nor punished
+    "eyes": 0.10,
+    "face_focus": 0.10,
 }
+
+#: Scores that can only lower a photo: each enters the weighted mean as min(score, the photo's mean
+#: of the other scores), so open eyes and a sharp face do not lift a portrait above a photo without a
+#: face (where these scores are NaN and drop out), while shut eyes or a soft face pull it down.
+PENALTY_ONLY: frozenset[str] = frozenset({"eyes", "face_focus"})
 
 #: Score column of each weight key in the scores table / ranked CSV.
 AESTHETIC_COLUMN = "aesthetic"
@@ -79,7 +88,8 @@ def fuse(scores: pd.DataFrame, weights: Mapping[str, float]) -> FusionResult:
 
     A score missing for a photo (NaN) or for the whole album (e.g. ``aesthetic`` when CLIP is off)
     drops out and its weight is spread over the others in proportion to their weights, so
-    ``final_score`` stays in [0, 1] and comparable within the album.
+    ``final_score`` stays in [0, 1] and comparable within the album. A :data:`PENALTY_ONLY` score
+    counts at most as much as the photo's mean of the other scores: it can lower a photo, never lift it.
     """
     cols = score_columns()
     used = {k: w for k, w in weights.items() if w > 0}
@@ -96,7 +106,19 @@ def fuse(scores: pd.DataFrame, weights: Mapping[str, float]) -> FusionResult:
     num = np.zeros(len(scores))
     den = np.zeros(len(scores))
     for k, w in avail.items():
+        if k in PENALTY_ONLY:
+            continue
         v = scores[cols[k]].to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        num += np.where(ok, w * v, 0.0)
+        den += np.where(ok, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others = np.where(den > 0, num / den, np.nan)
+    for k, w in avail.items():
+        if k not in PENALTY_ONLY:
+            continue
+        v = scores[cols[k]].to_numpy(dtype=float)
+        v = np.where(np.isfinite(others), np.minimum(v, others), v)  # NaN (no face) stays NaN
         ok = np.isfinite(v)
         num += np.where(ok, w * v, 0.0)
         den += np.where(ok, w, 0.0)

@@ -52,7 +52,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif",
      ".avif"}
 )
-#: Camera RAW extensions (lower case): listed as skipped with a reason until RAW decoding lands.
+#: Camera RAW extensions (lower case): decoded through LibRaw by :mod:`iqc_dagster.core.raw`.
 RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
 #: The only formats Pillow may open (its plugin names): photo formats. Anything else, whatever its
 #: extension (a PostScript or PDF file named .jpg, which Pillow would hand to Ghostscript), is refused
@@ -234,7 +234,8 @@ def _check_regular(path: str | os.PathLike) -> None:
 
 
 def _open(path: str | os.PathLike) -> Image.Image:
-    _check_regular(path)
+    if not hasattr(path, "read"):  # a file object (a RAW file's embedded preview) needs no check
+        _check_regular(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -257,6 +258,10 @@ def _open(path: str | os.PathLike) -> Image.Image:
 
 def probe(path: str | os.PathLike) -> PhotoInfo:
     """Read size, format, EXIF orientation and capture time from the header (no pixel decode)."""
+    if is_raw_name(os.fspath(path)):  # camera RAW: LibRaw and exiv2 (core/raw.py)
+        from iqc_dagster.core import raw
+
+        return raw.probe(path)
     with _open(path) as im:
         try:
             exif = im.getexif()
@@ -345,6 +350,10 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
 
     Raises :class:`UnreadableImage` with a short reason when the file cannot be decoded.
     """
+    if not hasattr(path, "read") and is_raw_name(os.fspath(path)):  # camera RAW: core/raw.py
+        from iqc_dagster.core import raw
+
+        return raw.decode(path, max_side)
     im = _open(path)
     try:
         with im:
@@ -411,5 +420,6 @@ def is_image_name(name: str) -> bool:
 
 
 def is_raw_name(name: str) -> bool:
-    """True for camera RAW file names (``.CR2``, ``.DNG``, ...); hidden files are not."""
+    """True for camera RAW file names or paths (``.CR2``, ``.DNG``, ...); hidden files are not."""
+    name = os.path.basename(name)
     return not name.startswith(".") and Path(name).suffix.lower() in RAW_EXTENSIONS

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from iqc_dagster.core import imaging, names
+from iqc_dagster.core import imaging, names, raw
 
 Progress = Callable[[int, int], None]
 
-#: The reason a RAW file is listed as skipped (RAW decoding is not implemented yet).
-RAW_REASON = "RAW file: not supported yet"
 NOT_REGULAR_REASON = "not a regular file"
 
 
@@ -186,9 +184,7 @@ def _describe(rel: str, path: Path, old: dict | None, row: dict) -> dict:
         row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; /dev/zero never ends
             row.update(status="unreadable", reason=NOT_REGULAR_REASON)
-        elif imaging.is_raw_name(path.name):
-            row.update(status="unreadable", reason=RAW_REASON)
-        elif (old is not None and old["status"] == "ok" and old["bytes"] == st.st_size
+        elif (old is not None and old["status"] in ("ok", raw.COMPANION_STATUS) and old["bytes"] == st.st_size
                 and old["mtime_ns"] == st.st_mtime_ns
                 and str(old["content_hash"] or "").startswith(imaging.CONTENT_HASH_PREFIX)):
             row.update({k: old[k] for k in ("content_hash", "width", "height", "format",
@@ -236,6 +232,9 @@ def scan_album(folder: str | os.PathLike, album: str, previous: pd.DataFrame | N
             rows.append(row)
             if progress:
                 progress(i, len(files))
+    by_path = {r["path"]: r for r in rows}
+    for companion, primary in raw.pair_companions(rows, prev).items():  # RAW + JPEG of one shot: scored once
+        by_path[companion].update(status=raw.COMPANION_STATUS, reason=f"same shot as {primary} (RAW + JPEG): scored once, with it")
     for rel, reason in problems:
         rows.append({"album": album, "path": rel, "content_hash": None, "bytes": None, "mtime_ns": None,
                      "width": None, "height": None, "format": None, "orientation": None, "captured_at": None,

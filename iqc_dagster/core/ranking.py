@@ -64,8 +64,9 @@ def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
 
     ``groups`` maps each ``path`` (the album-relative ``file``) to a ``group_key`` and ``group_kind``
     (from the ``duplicate_groups`` asset). Membership does not depend on scores; the best pick does: it
-    is the member ranked highest. Groups are numbered by their best pick's rank (group 1 holds the top
-    photo). Photos missing from ``groups`` stand alone. Nothing is removed: duplicates are only marked.
+    is the member ranked highest, unless another's open eyes or sharper face outweigh a marginally
+    higher score (``dedup.FACE_PICK_MARGIN``). Groups are numbered by their best-ranked member (group 1
+    holds the top photo). Photos missing from ``groups`` stand alone. Nothing is removed: duplicates are only marked.
     """
     from iqc_dagster.core import dedup
 
@@ -80,7 +81,8 @@ def apply_groups(ranked: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
             key_col.append(next_key)
             next_key += 1
     bursts = [kinds.get(f) == "burst" for f in ranked["file"]]
-    return dedup.mark_groups(ranked, key_col, bursts)
+    sequences = [kinds.get(f) if kinds.get(f) in dedup.SEQUENCE_KINDS else None for f in ranked["file"]]
+    return dedup.mark_groups(ranked, key_col, bursts, kinds=sequences)
 
 
 NO_DETAIL_COLUMN = "no_detail"

@@ -11,7 +11,9 @@ Where a photo's rating comes from, first match wins:
    relative to the photo root (``album/photo.jpg``) or a path inside the album when that is
    unambiguous; an optional ``album`` column disambiguates;
 2. an **XMP sidecar** beside the photo: ``photo.jpg.xmp`` (darktable) or ``photo.xmp`` (Lightroom),
-   any case of ``.xmp``; ``xmp:Rating`` as an attribute or as an element;
+   any case of ``.xmp``; ``xmp:Rating`` as an attribute or as an element. A rating equal to the one
+   ``iqc export xmp`` recorded in ``iqc:rating`` is iqc's own and is ignored: only a rating the user
+   changed afterwards counts;
 3. an **embedded XMP packet** (``<x:xmpmeta …>``) in the first :data:`XMP_SCAN_BYTES` of the file;
 4. the **EXIF** ``Rating`` tag (0x4746, stars) or ``RatingPercent`` (0x4749, Windows' 1/25/50/75/99).
 
@@ -37,6 +39,8 @@ from iqc_dagster.core import names
 #: XMP namespace of ``xmp:Rating``.
 XMP_NS = "http://ns.adobe.com/xap/1.0/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+#: iqc's own namespace in the sidecars it exports (core/xmp.py): ``iqc:rating`` is the rating it wrote.
+IQC_NS = "http://ns.iqc.invalid/xmp/1.0/"
 #: How much of a photo file is searched for an embedded XMP packet (JPEG/PNG/WebP keep it near the start).
 XMP_SCAN_BYTES = 4 << 20
 #: A sidecar or packet larger than this is not XMP we want to parse.
@@ -83,6 +87,7 @@ def parse_xmp_rating(data: bytes | str) -> float | None:
     except ET.ParseError:
         return None
     attr = f"{{{XMP_NS}}}Rating"
+    exported = _iqc_rating(root)
     for el in root.iter():
         raw = el.get(attr)
         if raw is None and el.tag == attr:
@@ -95,7 +100,24 @@ def parse_xmp_rating(data: bytes | str) -> float | None:
             continue
         if not math.isfinite(v) or v == 0:
             return None
+        if exported is not None and v == exported:  # the rating iqc itself exported, not the user's
+            return None
         return REJECT if v < 0 else min(5.0, v)
+    return None
+
+
+def _iqc_rating(root) -> float | None:
+    """The rating iqc recorded when it exported this sidecar (``iqc:rating``, core/xmp.py), if any."""
+    attr = f"{{{IQC_NS}}}rating"
+    for el in root.iter():
+        raw = el.get(attr)
+        if raw is None and el.tag == attr:
+            raw = (el.text or "").strip()
+        if raw:
+            try:
+                return float(raw)
+            except ValueError:
+                return None
     return None
 
 

@@ -11,8 +11,12 @@
   clipped"), ``clipped_shadows``, ``median_luma`` ("dark", "very bright", unless ``exposure_norm`` is
   at least 0.6), ``face_count`` ("2 faces"); "well exposed" is left out next to any of these;
 * ``no_detail`` (a blank or tiny frame, ranked last): that reason alone;
+* faces: "eyes closed" (``eyes_open`` low, or ``eyes_closed_faces``), "eyes closed (1 of 3 faces)"
+  when several faces were judged; "face out of focus" (``face_sharpness_norm``);
 * groups (:mod:`iqc_dagster.core.dedup`): a non-best member gets "duplicate of X, lower score" (or
-  "burst with X, lower score"); a group's best pick gets "best of N similar".
+  "burst with X, ..."; "eyes closed" / "face out of focus" instead of "lower score" when that is why
+  it was passed over); a group's best pick gets "best of N similar"; every frame of an
+  exposure bracket or focus stack gets "one of N frames of an exposure bracket" (never a sink).
 
 Missing columns and missing values are skipped: any ranked CSV works. No Dagster import here.
 """
@@ -58,7 +62,11 @@ SCORE_WORDS: dict[str, Words] = {
     "blockiness_norm": Words("JPEG blocking", None, 0.4, 1.1),
     "colorfulness_norm": Words("dull colours", "colourful", 0.15, 0.85),
     "aesthetic": Words("unappealing (CLIP)", "appealing (CLIP)", 0.3, 0.7),
+    "face_sharpness_norm": Words("face out of focus", None, 0.35, 1.1),
+    "eyes_open": Words("eyes closed", None, 0.3, 1.1),  # worded by _eyes_closed_text
 }
+#: ``eyes_open`` at or below this (or any face counted in ``eyes_closed_faces``) says "eyes closed".
+EYES_CLOSED = 0.3
 #: Below this sharpness score "soft focus" becomes "blurry".
 BLURRY = 0.15
 
@@ -110,13 +118,18 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     # groups
     size = _f(row, "group_size")
     best = _truthy(row.get("is_best_in_group"))
-    if size is not None and size > 1 and best is not None:
+    kind = _s(row, "group_kind")
+    if size is not None and size > 1 and kind in ("bracket", "focus_stack"):  # kept whole (core/brackets.py)
+        what = "exposure bracket" if kind == "bracket" else "focus stack"
+        lifts.append((10.0, f"one of {int(size)} frames of an {what}" if kind == "bracket"
+                      else f"one of {int(size)} frames of a {what}"))
+    elif size is not None and size > 1 and best is not None:
         if best:
             lifts.append((10.0, f"best of {int(size)} similar"))
         else:
             other = _s(row, "duplicate_of") or "another photo"
             kind = "burst with" if _s(row, "group_kind") == "burst" else "duplicate of"
-            sinks.append((10.0, f"{kind} {other}, lower score"))
+            sinks.append((10.0, f"{kind} {other}, {_passed_over_because(row)}"))
 
     # raw measurements that say more than the exposure score
     hi = _f(row, "clipped_highlights")
@@ -146,6 +159,11 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     elif (faces is not None and faces >= 1) or (present is not None and present >= 0.5):
         lifts.append((0.5, "face"))
 
+    # eyes and face focus (core.features.eyes / face_focus): judged by the worst prominent face
+    eyes_text = _eyes_closed_text(row)
+    if eyes_text:
+        sinks.append((2.0, eyes_text))
+
     # calibrated scores, known and unknown
     for col in row.keys():
         if not isinstance(col, str) or not (col.endswith("_norm") or col == "aesthetic"):
@@ -153,6 +171,8 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
         v = _f(row, col)
         if v is None:
             continue
+        if col == "eyes_open":
+            continue  # said above, with the number of faces
         w = SCORE_WORDS.get(col) or Words(f"low {_readable(col)}", f"high {_readable(col)}")
         if w.low and v <= w.low_at:
             if col == "exposure_norm" and specific_exposure:
@@ -164,6 +184,30 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
                 continue  # "well exposed" next to "12% of highlights clipped" would contradict itself
             lifts.append((v - w.high_at + 0.01, w.high))
     return lifts, sinks
+
+
+def _eyes_closed_text(row: Mapping) -> str | None:
+    """"eyes closed", with "(1 of 3 faces)" when the photo has several judged faces."""
+    score = _f(row, "eyes_open")
+    closed = _f(row, "eyes_closed_faces")
+    judged = _f(row, "eyes_judged_faces")
+    if not ((closed is not None and closed >= 1) or (score is not None and score <= EYES_CLOSED)):
+        return None
+    n = int(max(1, closed or 1))
+    if judged is not None and judged >= 2:
+        return f"eyes closed ({n} of {int(judged)} faces)"
+    return "eyes closed"
+
+
+def _passed_over_because(row: Mapping) -> str:
+    """Why a group member is not the best pick: shut eyes or a soft face (the pick's rule), else its
+    lower score."""
+    if _eyes_closed_text(row):
+        return "eyes closed"
+    face = _f(row, "face_sharpness_norm")
+    if face is not None and face <= SCORE_WORDS["face_sharpness_norm"].low_at:
+        return "face out of focus"
+    return "lower score"
 
 
 def _pct(x: float) -> str:

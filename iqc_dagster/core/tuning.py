@@ -305,9 +305,12 @@ def agreement(scores: pd.DataFrame, pairs: np.ndarray, weights: Mapping[str, flo
 
 
 def tunable_keys(scores: pd.DataFrame) -> list[str]:
-    """Weight keys whose score column has at least one value in ``scores``."""
+    """Weight keys whose score column has at least one value in ``scores``, less the penalty-only ones
+    (``fusion.PENALTY_ONLY``: eyes, face focus), which keep their default share: how much a blink costs
+    is a fixed rule, and a handful of ratings rarely holds a blink to learn it from (a weight the
+    ratings cannot see would be set at random)."""
     return [k for k, c in fusion.score_columns().items()
-            if c in scores.columns and scores[c].notna().any()]
+            if k not in fusion.PENALTY_ONLY and c in scores.columns and scores[c].notna().any()]
 
 
 def weights_from_raw(raw: Mapping[str, float], tuned: Sequence[str],

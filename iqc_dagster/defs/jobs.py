@@ -1,4 +1,5 @@
-"""The jobs: one album run (what the sensor requests, ``iqc rank`` and ``iqc run`` execute) and tuning."""
+"""The jobs: one album run (what the sensor requests, ``iqc rank`` and ``iqc run`` execute), tuning, and
+the XMP export (``iqc export xmp``; never requested by the sensor)."""
 
 import dagster as dg
 
@@ -18,4 +19,11 @@ tune_weights_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(keys.TUNED_WEIGHTS),
     description="Tune the fusion weights on every album's scores (iqc tune); the next album runs use them "
                 "when they are not worse held-out.",
+)
+
+export_xmp_job = dg.define_asset_job(
+    keys.EXPORT_XMP_JOB,
+    selection=dg.AssetSelection.assets(keys.XMP_SIDECARS),
+    partitions_def=albums_partitions,
+    description="Write the album's XMP sidecars from its ranked CSV (rank it first).",
 )

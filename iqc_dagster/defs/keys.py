@@ -10,6 +10,7 @@ import dagster as dg
 ALBUMS_GROUP = "albums"          # per album: inventory -> analysis -> scores -> ranking
 WEIGHTS_GROUP = "weights"        # the fusion weights: tuned_weights -> ranking_weights
 EVALUATION_GROUP = "evaluation"  # per-album report; the ranking-quality benchmark
+EXPORT_GROUP = "export"          # per album, on request only: XMP sidecars (never run by the sensor)
 
 #: The single-writer DuckDB pool: the short steps that write the database claim its one slot
 #: (limit set in the shipped dagster.yaml, see INSTANCE_SETTINGS in iqc_dagster.defs.resources).
@@ -27,6 +28,7 @@ RANKING_WEIGHTS = dg.AssetKey("ranking_weights")
 RANKED_PHOTOS = dg.AssetKey("ranked_photos")
 EVALUATION_REPORT = dg.AssetKey("evaluation_report")
 RANKING_QUALITY_BENCHMARK = dg.AssetKey("ranking_quality_benchmark")
+XMP_SIDECARS = dg.AssetKey("xmp_sidecars")  # not in ALBUM_RUN: export_xmp_job only
 
 #: What one album run materializes (``rank_album_job``, ``iqc rank``/``iqc run``): the album's assets
 #: and the weights its ranking reads.
@@ -36,3 +38,4 @@ ALBUM_RUN = (IMAGE_INVENTORY, TECHNICAL_FEATURES, CLIP_EMBEDDINGS, NORMALIZED_FE
 # --- jobs --------------------------------------------------------------------------------------------
 RANK_ALBUM_JOB = "rank_album_job"
 TUNE_WEIGHTS_JOB = "tune_weights_job"
+EXPORT_XMP_JOB = "export_xmp_job"

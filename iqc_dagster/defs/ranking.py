@@ -8,10 +8,11 @@ the weights the UI shows are the ones in use. ``rank_album_job`` materializes it
 import math
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import dedup, fusion, inventory, ranking, reasons, store, tuning
+from iqc_dagster.core import brackets, dedup, fusion, inventory, names, ranking, raw, reasons, store, tuning
 from iqc_dagster.defs import keys
 from iqc_dagster.defs.metadata import md_table, table_metadata
 from iqc_dagster.defs.partitions import albums_partitions
@@ -31,7 +32,7 @@ RANKS_CHECK = dg.AssetCheckSpec(
                 "taken seconds apart and look alike (docs/evaluation.md). The ranking marks each group's "
                 "best pick; nothing is hidden or deleted.",
 )
-def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
+def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource, iqc: IQCSettings,
                      duckdb: DuckDBResource) -> dg.MaterializeResult:
     album = context.partition_key
     source = clip.resolve()
@@ -45,7 +46,19 @@ def duplicate_groups(context: dg.AssetExecutionContext, clip: ClipResource,
     table["file"] = table["path"]
     table["phash"] = table.pop("hashes")
     table["final_score"] = 0.0  # membership does not depend on scores; ranked_photos picks the best
-    grouped = dedup.group_photos(table)
+    # exposure brackets and focus stacks, from EXIF (header reads): kept whole, never "duplicates"
+    folder = iqc.album_dir(album)
+    cand = np.flatnonzero(brackets.candidates(table["captured_at"]))  # runs of frames seconds apart
+    sequences = []
+    if cand.size:
+        exif = brackets.read_exif([folder / names.from_key(p) for p in table["path"].to_numpy()[cand]])
+        exif["captured_at"] = table["captured_at"].to_numpy()[cand]
+        exif["path"] = table["path"].to_numpy()[cand]
+        sequences = [([int(cand[i]) for i in rows], kind) for rows, kind in brackets.find_sequences(exif)]
+    grouped = dedup.group_photos(table, sequences=sequences)
+    if sequences:
+        context.log.info(f"{album}: {len(sequences)} exposure bracket(s)/focus stack(s) from EXIF: "
+                         + ", ".join(f"{k} of {len(r)}" for r, k in sequences[:10]))
     rows = pd.DataFrame({"album": album, "path": grouped["path"], "group_key": grouped["group_id"],
                          "group_kind": grouped["group_kind"]})
     with db(duckdb) as conn:
@@ -120,10 +133,12 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
     if not ranked.empty:
         ranked = ranking.demote_no_detail(ranked, markers)
         ranked = ranking.order_columns(reasons.add_reasons(ranking.apply_groups(ranked, groups)))
+        pairs = raw.companions_of(photos)  # RAW + JPEG: the other file of the shot, listed with it
+        ranked["companions"] = [";".join(pairs.get(f, [])) for f in ranked["file"]]
     for note in (result.notes if result else []):
         context.log.warning(note)
     csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
-    skipped = photos[photos["status"] != "ok"][["path", "reason"]].rename(columns={"path": "file"})
+    skipped = photos[~photos["status"].isin(["ok", raw.COMPANION_STATUS])][["path", "reason"]].rename(columns={"path": "file"})
     skipped_path = ranking.write_csv_atomic(skipped, iqc.skipped_csv_path(album))
     db_rows = pd.DataFrame({
         "album": album, "path": ranked["file"], "content_hash": ranked.get("content_hash"),
@@ -141,7 +156,8 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "skipped_csv": dg.MetadataValue.path(str(skipped_path.resolve())),
         "n_ranked": len(ranked),
         "n_skipped": len(skipped),
-        "n_raw_skipped": int((skipped["reason"] == inventory.RAW_REASON).sum()),
+        "n_raw_skipped": sum(inventory.imaging.is_raw_name(str(f)) for f in skipped["file"]),
+        "n_raw_jpeg_pairs": int((photos["status"] == raw.COMPANION_STATUS).sum()),
         "n_no_detail": len(markers),
         "top5": md_table(top, 5),
         "weights_id": weights.weights_id,

@@ -36,7 +36,9 @@ burst edge, by hash or by CLIP (whose embeddings of blank frames are alike too).
 **Groups** are the connected components of that graph (single linkage: A~B and B~C put A, B and C in
 one group even if A and C are not alike). Every photo is in exactly one group; a photo with no edge is
 a group of one. The best pick of a group is its highest ``final_score`` (ties: the lower ``rank``, then
-the path). Nothing is removed or hidden: :func:`group_photos` only adds columns.
+the path), unless another member's open eyes or sharper face outweigh a marginally higher score
+(:data:`FACE_PICK_MARGIN`); every frame of an exposure bracket or focus stack is kept
+(:data:`SEQUENCE_KINDS`). Nothing is removed or hidden: :func:`group_photos` only adds columns.
 
 Pairs are compared in row blocks with vectorised numpy (XOR + popcount, a matrix product for cosines),
 with bounded memory and no Python loop over pairs: 20k photos (200 M pairs) take a few seconds.
@@ -86,9 +88,12 @@ from iqc_dagster.core.dedup.grouping import (  # noqa: F401
     similar_pairs,
 )
 from iqc_dagster.core.dedup.table import (  # noqa: F401
+    FACE_PICK_MARGIN,
     GROUP_COLUMNS,
+    SEQUENCE_KINDS,
     _identical_pairs,
     _order,
+    _pick_order,
     group_photos,
     group_summary,
     mark_groups,

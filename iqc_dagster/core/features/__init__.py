@@ -105,5 +105,6 @@ def ramp(x: float, lo: float, hi: float) -> float:
 # Importing the modules registers them; the order here is the column order in outputs.
 from iqc_dagster.core.features import sharpness, exposure, contrast, faces  # noqa: E402,F401
 from iqc_dagster.core.features import noise, blockiness, colorfulness  # noqa: E402,F401
+from iqc_dagster.core.features import eyes, face_focus  # noqa: E402,F401
 
 __all__ = ["FEATURES", "Feature", "create_feature", "measure_all", "register", "score_photo", "ramp"]

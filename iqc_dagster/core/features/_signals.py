@@ -34,7 +34,11 @@ def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
     return cv2.resize(a, (tw, th), interpolation=cv2.INTER_AREA)
 
 
-def noise_sigma(gray: np.ndarray) -> float:
+#: Share of tiles, the flattest at the coarser scale, whose median makes the estimate (1: all tiles).
+NOISE_FLAT_SHARE = 0.5
+
+
+def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
     """Standard deviation (8-bit grey levels) of white noise in ``gray``, blind to fine texture.
 
     Immerkær's residual (CVIU 1996) measures noise plus fine texture. Natural images are statistically
@@ -61,7 +65,12 @@ def noise_sigma(gray: np.ndarray) -> float:
     p1 = tile_means(cv2.multiply(r1, r1), tile)
     p2 = tile_means(cv2.multiply(r2, r2), tile // 2)
     th, tw = min(p1.shape[0], p2.shape[0]), min(p1.shape[1], p2.shape[1])
-    n2 = np.maximum(0.0, (p1[:th, :tw] - p2[:th, :tw]) / 0.75) / _IMMERKAER_NORM2
+    p1, p2 = p1[:th, :tw].ravel(), p2[:th, :tw].ravel()
+    n2 = np.maximum(0.0, (p1 - p2) / 0.75) / _IMMERKAER_NORM2
+    share = NOISE_FLAT_SHARE if flat_share is None else flat_share
+    if share < 1.0 and n2.size > 4:
+        k = max(4, int(round(share * n2.size)))
+        n2 = n2[np.argpartition(p2, k - 1)[:k]]
     return float(math.sqrt(float(np.median(n2))))
 
 

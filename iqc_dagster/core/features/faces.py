@@ -1,51 +1,33 @@
-"""Faces: OpenCV's Haar cascade (Viola & Jones, CVPR 2001) on a downscaled grey image.
+"""Faces: MediaPipe's BlazeFace detector, confirmed by its face mesh (:mod:`iqc_dagster.core.facemesh`).
 
-``face_present`` is 1 when at least one frontal face of at least ~8% of the photo's short side is found:
-a face that matters to the picture, not a stranger far in the background. The detector runs on a
-256-pixel grey image with a coarse scale step (1.2): about 8x cheaper than 640 pixels and step 1.1
-(measured 30 vs 220 ms per photo on the 2-core development machine), with the same result on the
-benchmark's portraits and no face found on its landscapes and still lifes.
+``face_present`` keeps the seed's meaning: 1 when the photo holds at least one face that matters to the
+picture (a *prominent* face: at least 6% of the short side and half the largest face's size, not cut off
+at the frame's edge; a stranger far in the background does not count), else 0. ``face_count`` counts
+those faces; ``faces_detected`` every face the detector found, background ones included.
+
+Until ``blaze1`` this was OpenCV's Haar cascade (Viola & Jones, CVPR 2001; ``haar2``: 256 px, step 1.2,
+15-30 ms a photo), which also fired on blurred and blown-out copies of landscapes and a cat. BlazeFace
+full-range runs in about 4 ms on a 192 px letterbox, and the face mesh's own presence output rejects
+what the detector mistook for a face (docs/benchmarks.md, "Faces").
 """
 
 from __future__ import annotations
 
-import threading
-
-import cv2
-
+from iqc_dagster.core import facemesh
 from iqc_dagster.core.features import register
-
-LONG_SIDE = 256
-SCALE_FACTOR = 1.2
-MIN_NEIGHBOURS = 5
-MIN_FACE_FRACTION = 0.08
-_local = threading.local()
-
-
-def _cascade() -> cv2.CascadeClassifier:
-    c = getattr(_local, "cascade", None)
-    if c is None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        c = cv2.CascadeClassifier(path)
-        if c.empty():
-            raise RuntimeError(f"OpenCV face cascade missing at {path} (opencv-python-headless<5 ships it)")
-        _local.cascade = c
-    return c
 
 
 def _score(m):
     return 1.0 if m["face_count"] > 0 else 0.0
 
 
-@register("faces", column="face_present", version="haar2", score=_score,
-          description="a frontal face found by OpenCV's Haar cascade")
+@register("faces", column="face_present", version=f"blaze1-{facemesh.FACEMESH_VERSION}", score=_score,
+          description="a prominent face found by MediaPipe's BlazeFace and confirmed by its face mesh")
 def measure(decoded):
-    g = decoded.gray_at(LONG_SIDE)
-    g = cv2.equalizeHist(g)
-    short = min(g.shape)
-    min_size = max(16, int(short * MIN_FACE_FRACTION))
-    faces = _cascade().detectMultiScale(g, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS,
-                                        minSize=(min_size, min_size))
-    count = len(faces)
-    largest = max((w * h for (_, _, w, h) in faces), default=0) / float(g.shape[0] * g.shape[1])
-    return {"face_count": float(count), "largest_face_frac": float(largest)}
+    faces = facemesh.analyze(decoded)
+    prominent = [f for f in faces if f.prominent]
+    h, w = decoded.rgb.shape[:2]
+    largest = max((f.side * f.side for f in prominent), default=0.0) / float(h * w)
+    return {"face_count": float(len(prominent)), "faces_detected": float(len(faces)),
+            "largest_face_frac": float(min(1.0, largest)),
+            "face_confidence": float(max((f.score for f in prominent), default=0.0))}
