@@ -36,9 +36,8 @@ def _gray_of(image) -> np.ndarray:
     Decoded, an H x W grey array or an H x W x 3 RGB array."""
     import cv2
 
-    if hasattr(image, "gray") and hasattr(image, "gray_at"):  # imaging.Decoded, without importing it
-        g = image.gray
-        return image.gray_at(HASH_INPUT_SIDE) if max(g.shape) > HASH_INPUT_SIDE else g
+    if hasattr(image, "gray_at"):  # imaging.Decoded, without importing it; gray_at never enlarges
+        return image.gray_at(HASH_INPUT_SIDE)
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 3:
         a = cv2.cvtColor(np.ascontiguousarray(a, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
