@@ -222,6 +222,14 @@ def load_reference(name: str) -> np.ndarray:
 
 
 def native_long_side(name: str) -> int:
+    """Long side of reference ``name`` at its own size (a package file's header only, no decode)."""
+    ref = REFERENCES.get(name)
+    if ref is not None and ref.file:
+        try:
+            with Image.open(LOMIRI_DIR / ref.file) as im:
+                return max(im.size)
+        except FileNotFoundError as exc:
+            raise _missing(ref.package, exc) from None
     return max(load_reference(name).shape[:2])
 
 
