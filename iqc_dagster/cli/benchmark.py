@@ -53,7 +53,8 @@ def run(args) -> int:
         raise CLIError("--sizes: long sides between 16 and 20000 px")
     if not args.json:
         print(f"benchmark: {len(refs)} reference(s) at {len(sizes)} size(s), scoring every copy "
-              f"(the full set takes 10-25 min on 2 cores the first time, a few minutes with --work-dir kept)...", file=sys.stderr)
+              "(the full set takes 10-25 min on 2 cores the first time, a few minutes with --work-dir kept)...",
+              file=sys.stderr)
     try:
         result = benchmark.run_benchmark(refs, sizes=sizes, distortions=args.distortions, work_dir=args.work_dir,
                                          progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
