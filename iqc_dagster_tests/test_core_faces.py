@@ -38,7 +38,7 @@ def dec(img: np.ndarray) -> Decoded:
 def measures(img: np.ndarray) -> dict[str, dict[str, float]]:
     key = hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16).hexdigest() + str(img.shape)
     if key not in _CACHE:
-        _CACHE[key] = feat.measure_all(dec(img))
+        _CACHE[key] = {f.name: f.measure(d) for d in [dec(img)] for f in feat.FEATURES.values()}
     return _CACHE[key]
 
 
@@ -49,6 +49,40 @@ def scores(img: np.ndarray) -> dict[str, float]:
 def final(img: np.ndarray, weights=None) -> float:
     row = pd.DataFrame([scores(img)])
     return float(fusion.fuse(row, weights or fusion.DEFAULT_WEIGHTS).final_score.iloc[0])
+
+
+def face_crop(rgb: np.ndarray, scale: float = 2.2) -> np.ndarray:
+    """The largest face of ``rgb`` with ``scale`` x its box around it (head and shoulders), square."""
+    faces = [f for f in facemesh.analyze(dec(rgb)) if f.landmarks is not None]
+    if not faces:
+        raise ValueError("no face found to crop")
+    f = max(faces, key=lambda f: f.side)
+    cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
+    half = scale * f.side / 2
+    h, w = rgb.shape[:2]
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half * 0.9))
+    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half * 1.1))
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
+def group_photo(crops: list[np.ndarray], height: int = 300, gap: int = 12,
+                background: tuple[int, int, int] = (96, 104, 112)) -> np.ndarray:
+    """Several face crops side by side at one height, on a plain background: a group photo of faces of
+    equal size (all prominent)."""
+    tiles = []
+    for c in crops:
+        k = height / c.shape[0]
+        tiles.append(cv2.resize(c, (max(1, round(c.shape[1] * k)), height),
+                                interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC))
+    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
+    margin = int(math.ceil(height * 0.25))
+    canvas = np.empty((height + 2 * margin, width, 3), np.uint8)
+    canvas[:] = background
+    x = gap
+    for t in tiles:
+        canvas[margin:margin + height, x:x + t.shape[1]] = t
+        x += t.shape[1] + gap
+    return canvas
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +97,7 @@ def portraits() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def crops(portraits) -> dict[str, np.ndarray]:
-    a, g = shut_eyes.face_crop(portraits["astronaut"]), shut_eyes.face_crop(portraits["grace_hopper"])
+    a, g = face_crop(portraits["astronaut"]), face_crop(portraits["grace_hopper"])
     return {"a": a, "g": g, "a_shut": shut_eyes.close_eyes(a), "g_shut": shut_eyes.close_eyes(g)}
 
 
@@ -117,8 +151,8 @@ def test_open_eyes_score_above_the_shut_copy_and_rank_above_it(portraits, tmp_pa
 
 def test_one_shut_face_among_several_lowers_the_group_photo(crops):
     a, g = crops["a"], crops["g"]
-    open_group = shut_eyes.group_photo([a, g, cv2.flip(a, 1)])
-    one_shut = shut_eyes.group_photo([a, crops["g_shut"], cv2.flip(a, 1)])
+    open_group = group_photo([a, g, cv2.flip(a, 1)])
+    one_shut = group_photo([a, crops["g_shut"], cv2.flip(a, 1)])
     mo, ms = measures(open_group), measures(one_shut)
     assert mo["faces"]["face_count"] == ms["faces"]["face_count"] == 3
     assert mo["eyes"]["eyes_closed_faces"] == 0 and ms["eyes"]["eyes_closed_faces"] == 1
@@ -132,7 +166,7 @@ def test_one_shut_face_among_several_lowers_the_group_photo(crops):
 
 def test_a_shut_stranger_in_the_background_does_not_count(crops):
     a, small_shut = crops["a"], cv2.resize(crops["g_shut"], None, fx=0.22, fy=0.22, interpolation=cv2.INTER_AREA)
-    canvas = shut_eyes.group_photo([a], height=420)
+    canvas = group_photo([a], height=420)
     h = canvas.shape[0]
     y, x = h - small_shut.shape[0] - 10, canvas.shape[1] - small_shut.shape[1] - 4
     wide = np.concatenate([canvas, np.full((h, 260, 3), 96, np.uint8)], axis=1)

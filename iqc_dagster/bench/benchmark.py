@@ -446,16 +446,6 @@ def seed_scores(frame: pd.DataFrame) -> pd.Series:
     return sum(SEED_WEIGHTS[k] / total * v for k, v in parts.items())
 
 
-def iqc_scores(frame: pd.DataFrame, weights: dict[str, float] | None = None) -> pd.Series:
-    """The product's ``final_score`` from the score columns: :func:`fusion.fuse`, CLIP off."""
-    scores = frame.copy()
-    scores["aesthetic"] = math.nan
-    for col in fusion.score_columns().values():
-        if col not in scores.columns:
-            scores[col] = math.nan
-    return fusion.fuse(scores, weights or fusion.DEFAULT_WEIGHTS).final_score
-
-
 # ------------------------------------------------------------------------------------------ metrics
 
 def _strict_share(pairs: list[tuple[float, float]]) -> float:
@@ -669,5 +659,5 @@ def write_outputs(result: BenchmarkResult, out_dir: str | os.PathLike) -> dict[s
 
 __all__ = ["BenchmarkResult", "BenchmarkUnavailable", "DEFAULT_REFERENCES", "PACKAGE_REFERENCES", "REFERENCES",
            "SIZES", "compute_metrics", "format_size_table", "format_table", "load_reference", "measure_set",
-           "metrics_table", "plot", "rank_folder", "run_benchmark", "seed_scores", "iqc_scores", "size_table",
+           "metrics_table", "plot", "rank_folder", "run_benchmark", "seed_scores", "size_table",
            "write_outputs"]

@@ -1,5 +1,9 @@
 """Where photos, the database and outputs live, and which CLIP model to use: environment variables with
-documented defaults (the CLIP ones, ``IQC_CLIP*``, are listed in :mod:`iqc_dagster.core.clip`)."""
+documented defaults (the CLIP ones, ``IQC_CLIP*``, are listed in :mod:`iqc_dagster.core.clip`).
+
+Relative paths (the defaults included) are anchored to the current directory once, when the settings are
+created (:func:`anchor`): every later step, log line and metadata entry names the same absolute path, and
+an absolute path is kept as given."""
 
 from __future__ import annotations
 
@@ -19,6 +23,14 @@ DEFAULT_OUTPUT_DIR = "output"
 DEFAULT_DB_LOCK_TIMEOUT_S = 60.0
 
 
+def anchor(path: str) -> str:
+    """``path`` made absolute against the current directory (``~`` expanded); ``:memory:`` (a DuckDB
+    in-memory database) and the empty string are left alone."""
+    if path in ("", ":memory:"):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def _seconds(value: str | None, default: float) -> float:
     try:
         return max(0.0, float(value)) if value not in (None, "") else default
@@ -36,6 +48,12 @@ class Settings:
     album_folders: tuple[tuple[str, str], ...] = ()
     #: seconds to wait for a DuckDB file locked by another process (IQC_DB_LOCK_TIMEOUT)
     db_lock_timeout_s: float = DEFAULT_DB_LOCK_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        # anchored once, here (also for dataclasses.replace): relative paths mean the current directory now
+        for name in ("photo_root", "db_path", "output_dir"):
+            object.__setattr__(self, name, anchor(getattr(self, name)))
+        object.__setattr__(self, "album_folders", tuple((a, anchor(f)) for a, f in self.album_folders))
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":

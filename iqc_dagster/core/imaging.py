@@ -218,17 +218,23 @@ def _why_unidentified(path: str | os.PathLike) -> str:
     return "not an image, or a format this build cannot read"
 
 
+def open_error_reason(exc: OSError) -> str:
+    """The :class:`UnreadableImage` reason for an ``OSError`` met while opening a photo (also a RAW
+    file's, :mod:`iqc_dagster.core.raw`)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file disappeared before it could be read"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot open: {exc.strerror or exc}"
+
+
 def _check_regular(path: str | os.PathLike) -> None:
     """Refuse FIFOs, sockets and devices (also behind links) before anything opens them: a FIFO blocks
     the reader forever and /dev/zero never ends."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise UnreadableImage("file disappeared before it could be read") from None
-    except PermissionError:
-        raise UnreadableImage("permission denied") from None
     except OSError as exc:
-        raise UnreadableImage(f"cannot open: {exc.strerror or exc}") from None
+        raise UnreadableImage(open_error_reason(exc)) from None
     if not stat.S_ISREG(st.st_mode):
         raise UnreadableImage("not a regular file")
 
@@ -244,12 +250,8 @@ def _open(path: str | os.PathLike) -> Image.Image:
         raise UnreadableImage(f"image too large (decompression bomb?): {exc}") from None
     except UnidentifiedImageError:
         raise UnreadableImage(_why_unidentified(path)) from None
-    except FileNotFoundError:
-        raise UnreadableImage("file disappeared before it could be read") from None
-    except PermissionError:
-        raise UnreadableImage("permission denied") from None
     except OSError as exc:
-        raise UnreadableImage(f"cannot open: {exc}") from None
+        raise UnreadableImage(open_error_reason(exc)) from None
     if im.format not in _PHOTO_FORMAT_NAMES:  # formats= already ensures it; a plugin may rename itself
         im.close()
         raise UnreadableImage(f"not a photo: {im.format} file (only {', '.join(PHOTO_FORMATS)} are read)")

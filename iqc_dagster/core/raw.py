@@ -76,10 +76,8 @@ def _open(path: str | os.PathLike):
     rawpy = _rawpy()
     try:
         return rawpy.imread(os.fspath(path))
-    except FileNotFoundError:
-        raise imaging.UnreadableImage("file disappeared before it could be read") from None
-    except PermissionError:
-        raise imaging.UnreadableImage("permission denied") from None
+    except (FileNotFoundError, PermissionError) as exc:
+        raise imaging.UnreadableImage(imaging.open_error_reason(exc)) from None
     except Exception as exc:
         raise imaging.UnreadableImage(_reason(exc)) from None
 

@@ -1,5 +1,4 @@
-"""Test and benchmark fixtures for the eye and face scores: real portraits with the eyes painted shut,
-and group photos composed of several real faces.
+"""Test and benchmark fixtures for the eye and face scores: real portraits with the eyes painted shut.
 
 Photos of people with their eyes closed do not ship in any package, so they are made: the face mesh
 (:mod:`iqc_dagster.core.facemesh`) finds each eye's contour, and the eye is covered by a lid of the
@@ -7,7 +6,8 @@ subject's own skin colour (the median of a cheek patch just below the eye, a sha
 its edge, with a dark lash line sagging from corner to corner.
 
 What these fixtures can show: that the eye score separates open from shut eyes on real faces at every
-size, under the benchmark's distortions, and that one shut face among several lowers a group photo.
+size, under the benchmark's distortions, and (with the tests' group photos) that one shut face among
+several lowers a group photo.
 What they cannot: a painted lid has no crease, fold or lash texture, and it was placed with the same
 mesh that later reads it, so the accuracy on real blinks, half-closed or squinting eyes, sunglasses and
 profiles is not measured by them (no such photos ship in a package).
@@ -17,7 +17,6 @@ No Dagster import; used by the tests and by ``iqc benchmark`` (the ``*_eyes_shut
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -75,37 +74,3 @@ def _paint_lid(out: np.ndarray, rgb: np.ndarray, lm: np.ndarray, idx) -> np.ndar
     cv2.polylines(out, [np.round(arc).astype(np.int32)], False, (skin * 0.35).tolist(),
                   max(1, int(round(width * 0.05))), cv2.LINE_AA)
     return out
-
-
-def face_crop(rgb: np.ndarray, scale: float = 2.2) -> np.ndarray:
-    """The largest face of ``rgb`` with ``scale`` x its box around it (head and shoulders), square."""
-    faces = _faces(rgb)
-    if not faces:
-        raise ValueError("no face found to crop")
-    f = max(faces, key=lambda f: f.side)
-    cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
-    half = scale * f.side / 2
-    h, w = rgb.shape[:2]
-    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half * 0.9))
-    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half * 1.1))
-    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
-
-
-def group_photo(crops: list[np.ndarray], height: int = 300, gap: int = 12,
-                background: tuple[int, int, int] = (96, 104, 112)) -> np.ndarray:
-    """Several face crops side by side at one height, on a plain background: a group photo of faces of
-    equal size (all prominent)."""
-    tiles = []
-    for c in crops:
-        k = height / c.shape[0]
-        tiles.append(cv2.resize(c, (max(1, round(c.shape[1] * k)), height),
-                                interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC))
-    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
-    margin = int(math.ceil(height * 0.25))
-    canvas = np.empty((height + 2 * margin, width, 3), np.uint8)
-    canvas[:] = background
-    x = gap
-    for t in tiles:
-        canvas[margin:margin + height, x:x + t.shape[1]] = t
-        x += t.shape[1] + gap
-    return canvas

@@ -322,12 +322,6 @@ def latest_tuned_weights(conn) -> dict | None:
     return dict(zip([d[0] for d in cur.description], row))
 
 
-def album_rankings(conn, album: str) -> pd.DataFrame:
-    return conn.execute(
-        "SELECT path, content_hash, rank, final_score, weights_id FROM rankings WHERE album = ? "
-        "ORDER BY rank", [album]).df()
-
-
 # --- per-album scores with two writers ----------------------------------------------------------
 
 def replace_album_scores(conn, album: str, df: pd.DataFrame, *, only: Iterable[str] | None = None,

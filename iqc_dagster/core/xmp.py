@@ -421,16 +421,6 @@ def _snapshot(xd) -> list[tuple[str, str]]:
     return [(d.key(), d.toString()) for d in xd if d.key() != skip]
 
 
-def read_record(data: bytes) -> dict[str, str]:
-    """The ``iqc:`` properties and ``xmp:Rating``/``xmp:Label`` of a sidecar (for tests and tools)."""
-    with _lock:
-        exiv2 = _exiv2()
-        xd, _image = _parse(exiv2, data)
-        out = {d.key(): d.toString() for d in xd
-               if d.key().startswith(f"Xmp.{IQC_PREFIX}.") or d.key() in ("Xmp.xmp.Rating", "Xmp.xmp.Label")}
-    return out
-
-
 # --- export ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -497,5 +487,5 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
 
 
 __all__ = ["CLASSES", "Entry", "ExportSummary", "IQC_NS", "LABEL_COLOURS", "MergeResult", "Policy", "STYLES",
-           "XmpError", "classify", "export", "keyword_leaves", "merge", "plan", "read_record", "sidecar_paths",
+           "XmpError", "classify", "export", "keyword_leaves", "merge", "plan", "sidecar_paths",
            "sidecar_target", "technical_faults"]

@@ -4,6 +4,7 @@ overridable in run config)."""
 
 import contextlib
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import PrivateAttr
 
 from iqc_dagster.core import clip as clipcore
 from iqc_dagster.core import inventory, names, store
+from iqc_dagster.core import config
 from iqc_dagster.core.config import Settings
 from iqc_dagster.defs.keys import DUCKDB_POOL
 
@@ -31,7 +33,10 @@ INSTANCE_SETTINGS = {
 
 
 class IQCSettings(dg.ConfigurableResource):
-    """Paths used by the pipeline. Defaults come from IQC_PHOTO_ROOT and IQC_OUTPUT_DIR.
+    """Paths used by the pipeline. Defaults come from IQC_PHOTO_ROOT and IQC_OUTPUT_DIR (read through
+    ``dg.EnvVar`` when set to an absolute path, so the UI shows them as environment-sourced; relative
+    paths are anchored to the current directory when the settings are made, see
+    :func:`iqc_dagster.core.config.anchor`).
 
     Paths are held as name keys (:mod:`iqc_dagster.core.names`: config must be valid UTF-8) and turned
     back into real paths here. ``album_folders`` maps album names to folders outside the photo root
@@ -42,14 +47,14 @@ class IQCSettings(dg.ConfigurableResource):
     album_folders: dict[str, str] = {}
 
     def root_dir(self) -> Path:
-        return Path(names.from_key(self.photo_root))
+        return Path(config.anchor(names.from_key(self.photo_root)))
 
     def out_dir(self) -> Path:
-        return Path(names.from_key(self.output_dir))
+        return Path(config.anchor(names.from_key(self.output_dir)))
 
     def album_dir(self, album: str) -> Path:
         if album in self.album_folders:
-            return Path(names.from_key(self.album_folders[album]))
+            return Path(config.anchor(names.from_key(self.album_folders[album])))
         return inventory.album_dir(self.root_dir(), album)
 
     def csv_path(self, album: str) -> Path:
@@ -186,13 +191,33 @@ class IQCDuckDBResource(DuckDBResource):
             conn.close()
 
 
+def _from_env(name: str, value: str, env=None) -> Any:
+    """``dg.EnvVar(name)`` when the environment sets ``name`` to exactly ``value`` (the UI then shows the
+    field as environment-sourced), else ``value`` itself: the default, a relative path (anchored here,
+    once, so the run cannot resolve it against another directory) or a path that is not valid UTF-8
+    (held as its name key)."""
+    env = os.environ if env is None else env
+    raw = env.get(name)
+    if raw and names.to_key(raw) == raw and raw == names.from_key(value):
+        return dg.EnvVar(name)
+    return value
+
+
 def make_resources(settings: Settings | None = None, clip_models: clipcore.ModelCache | None = None) -> dict:
-    """The code location's resources, from ``settings`` (default: the environment). ``clip_models``: a
-    model cache shared by several runs in this process (``iqc run``); default: one per run."""
+    """The code location's resources, from ``settings`` (default: the environment, the paths set there
+    read through ``dg.EnvVar``). ``clip_models``: a model cache shared by several runs in this process
+    (``iqc run``); default: one per run."""
+    from_env = settings is None
     settings = settings or Settings.from_env()
+    photo_root, output_dir, db_path = (names.to_key(settings.photo_root), names.to_key(settings.output_dir),
+                                       settings.db_path)
+    if from_env:
+        photo_root = _from_env(config.ENV_PHOTO_ROOT, photo_root)
+        output_dir = _from_env(config.ENV_OUTPUT_DIR, output_dir)
+        db_path = _from_env(config.ENV_DB, db_path)
     return {
-        "iqc": IQCSettings(photo_root=names.to_key(settings.photo_root), output_dir=names.to_key(settings.output_dir),
+        "iqc": IQCSettings(photo_root=photo_root, output_dir=output_dir,
                            album_folders={a: names.to_key(f) for a, f in settings.album_folders}),
         "clip": ClipResource.from_settings(settings.clip, clip_models),
-        "duckdb": IQCDuckDBResource(database=settings.db_path, lock_timeout_s=settings.db_lock_timeout_s),
+        "duckdb": IQCDuckDBResource(database=db_path, lock_timeout_s=settings.db_lock_timeout_s),
     }

@@ -69,12 +69,6 @@ def create_feature(name: str) -> Feature:
         raise KeyError(f"unknown feature {name!r}; known: {', '.join(sorted(FEATURES))}") from None
 
 
-def measure_all(decoded: Decoded, names: Iterable[str] | None = None) -> dict[str, Measures]:
-    """Run the named features (all by default) on one decoded photo."""
-    selected = FEATURES.values() if names is None else [create_feature(n) for n in names]
-    return {f.name: f.measure(decoded) for f in selected}
-
-
 def score_photo(measures_by_feature: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Calibrated [0, 1] score per feature for one photo; NaN where the feature was not measured."""
     out: dict[str, float] = {}
@@ -107,4 +101,4 @@ from iqc_dagster.core.features import sharpness, exposure, contrast, faces  # no
 from iqc_dagster.core.features import noise, blockiness, colorfulness  # noqa: E402,F401
 from iqc_dagster.core.features import eyes, face_focus  # noqa: E402,F401
 
-__all__ = ["FEATURES", "Feature", "create_feature", "measure_all", "register", "score_photo", "ramp"]
+__all__ = ["FEATURES", "Feature", "create_feature", "register", "score_photo", "ramp"]
