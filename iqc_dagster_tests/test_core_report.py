@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -73,13 +74,27 @@ def test_html_escapes_hostile_names(tmp_path, album):
     page = files.index.read_text(encoding="utf-8")
     assert HOSTILE not in page
     assert "<b>x" not in page and "<script>alert" not in page
-    assert "&lt;b&gt;x&#x27;; drop table images;--.jpg" in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # title and heading
+    # the photos' data is JSON in a <script type="application/json">: no "<" can close it
+    data = page.split('<script type="application/json" id="iqc-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data
+    assert "\\u003cb\\u003ex'; drop table images;--.jpg" in data
+    parsed = json.loads(data)
+    assert HOSTILE in [p["file"] for p in parsed["photos"]]
+    assert parsed["album"] == "<script>alert(1)</script>"
     # links to the photos are percent-encoded file URIs
-    assert "%3Cb%3Ex%27%3B%20drop%20table%20images%3B--.jpg" in page
-    # relative links to the PNGs beside it
-    assert 'src="top.png"' in page and 'src="hist_final_score.png"' in page
-    assert page.count("data:image/jpeg;base64,") == 2 * len(df)  # top 7 + bottom 7 thumbnails
+    assert "%3Cb%3Ex%27%3B%20drop%20table%20images%3B--.jpg" in data
+    # relative links to the PNGs beside it; montages linked, not shown again
+    assert 'href="top.png"' in page and 'src="hist_final_score.png"' in page and 'src="top.png"' not in page
+    # thumbnails are files, not data URIs: one thumbnail and one large copy per readable photo
+    assert "data:image" not in page
+    readable = [p for p in parsed["photos"] if p["t"]]
+    assert len(readable) == 5 and all((files.folder / p["t"]).is_file() and (files.folder / p["l"]).is_file()
+                                      for p in readable)
+    for p in readable:
+        with Image.open(files.folder / p["t"]) as t, Image.open(files.folder / p["l"]) as big:
+            assert max(t.size) <= report.GALLERY_THUMB_SIDE and max(big.size) <= report.LARGE_SIDE
+            assert max(big.size) >= max(t.size)
 
 
 def test_unreadable_photos_get_placeholders(tmp_path, album):
