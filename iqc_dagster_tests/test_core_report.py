@@ -152,3 +152,26 @@ def test_long_file_names_are_cut_in_the_middle_not_lost():
     short = report.short_name(name)
     assert len(short) == 40 and short.startswith("PXL_2024") and short.endswith("0042.MP.jpg") and "…" in short
     assert report.short_name("IMG_0001.jpg") == "IMG_0001.jpg"
+
+
+def test_why_the_winner_won_and_page_data_helpers():
+    w = {"sharpness_norm": 0.9, "exposure_norm": 0.8, "median_luma": 0.45, "eyes_open": 0.9, "aesthetic": 0.5}
+    o = {"sharpness_norm": 0.5, "exposure_norm": 0.4, "median_luma": 0.15, "eyes_open": 0.1, "aesthetic": 0.5}
+    assert report.why_better(w, o) == ["eyes open", "sharper"]
+    assert report.why_better(w, o, max_items=3)[2] == "1.6 stops brighter"
+    assert report.why_better(o, o) == ["higher overall score"]
+    text = report.json_for_script({"f": "</script><!--\u2028&"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"f": "</script><!--\u2028&"}
+
+
+def test_top_picks_markdown_is_escaped_and_one_per_group():
+    df = pd.DataFrame({"file": ["a|b.jpg", "dup.jpg", "<i>c</i>*.jpg"], "final_score": [0.9, 0.8, 0.7],
+                       "rank": [1, 2, 3], "group_id": [1, 1, 2], "group_size": [2, 2, 1],
+                       "is_best_in_group": [True, False, True], "reasons": ["+ sharp; + face; - dark", "", ""]})
+    md = report.top_picks_markdown(df)
+    lines = md.splitlines()
+    assert lines[0] == "| rank | score | photo | why |" and len(lines) == 4
+    assert "a\\|b\\.jpg" in lines[2] and "+ sharp; + face" not in lines[2] and "\\+ sharp; \\+ face" in lines[2]
+    assert "dup" not in md and "<i>" not in md and "&lt;i&gt;" in lines[3]
+    assert "no photos" in report.top_picks_markdown(df.head(0))
