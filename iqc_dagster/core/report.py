@@ -1,15 +1,19 @@
-"""The evaluation report of one ranked album: score histograms, top/bottom montages, one HTML page.
+"""The evaluation report of one ranked album: the review page, score histograms, top/bottom montages.
 
 Written to ``<output_dir>/reports/<album>/`` (:func:`report_folder`):
 
+* ``index.html`` — the review page (issue 16): a culling gallery that opens on the best picks in rank
+  order (score, reasons, a group's runners-up and why the winner won), filters and sorts, keyboard
+  decisions kept in the browser's localStorage and exported as a labels CSV (``file,rating`` /
+  ``file,pick``, what ``iqc tune --labels`` reads), then a Statistics section (metrics, histograms).
+  Self-contained: the script and styles (``report_assets/``, shipped in the package) are inlined; the
+  photos' data is JSON escaped by :func:`json_for_script`, rendered with ``textContent`` only;
+* ``thumbs/<id>.jpg`` and ``large/<id>.jpg`` — per photo a gallery thumbnail and a large-view copy,
+  both reduced from one decode (:func:`write_media`), reused while the photo is unchanged;
 * ``hist_<score>.png`` — one histogram per score column (``final_score``, ``aesthetic``, every
   ``*_norm`` with at least one value);
 * ``top.png`` / ``bottom.png`` — the K best and K worst photos, each labelled with rank, score, file
-  name and reasons;
-* ``index.html`` — self-contained: the metrics, the histograms and montages (relative links to the PNGs
-  beside it), the top/bottom photos as embedded JPEG thumbnails with their reasons, the near-duplicate
-  and burst groups, and a table of every photo. Every file name and every other text from the table is
-  HTML-escaped; links to the photos are ``file://`` URIs, percent-encoded.
+  name and reasons (files for sharing; the page links them, it does not show them again).
 
 Photos are only read (decoded once, small, for thumbnails); an unreadable or missing photo gets a grey
 placeholder, never an error. Matplotlib is used through its object API with the Agg canvas (no pyplot
@@ -573,9 +577,8 @@ near-duplicate groups or bursts; written {_e(stamp)} by iqc. Photos are never mo
 <div class="keys muted">Keys: arrows move &middot; P pick &middot; X reject &middot; 1-5 stars, 0 clears &middot;
 Space/Enter large view &middot; C mark, then C on another photo compares the two &middot; Esc closes.
 Then <code>iqc tune --labels &lt;exported CSV&gt;</code> and re-rank.</div>
-{note_html}
 </header>
-<main><div id="grid"></div></main>
+<main>{note_html}<div id="grid"></div></main>
 <div id="overlay"><div id="ovbody"></div><div id="ovhint">Esc, Space or a click closes; arrows step through the photos; P / X / 1-5 decide.</div></div>
 <section id="stats">
 <h2>Statistics</h2>
