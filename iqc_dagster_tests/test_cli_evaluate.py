@@ -84,7 +84,7 @@ def test_evaluate_prints_metrics_and_writes_report(tmp_path, ranked_csv):
         assert (folder / name).is_file(), name
     assert str((folder / "index.html").resolve()) in r.stderr
     page = (folder / "index.html").read_text(encoding="utf-8")
-    assert HOSTILE not in page and "&lt;b&gt;x&#x27;; drop table images;--.jpg" in page
+    assert HOSTILE not in page and "\\u003cb\\u003ex'; drop table images;--.jpg" in page  # JSON, escaped
     t = pd.read_csv(folder / "evaluated.csv")
     by = t.set_index("file")
     assert by.loc["astronaut.jpg", "duplicate_of"] == "astronaut_crop.jpg"

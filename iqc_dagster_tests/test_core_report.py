@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -73,13 +74,27 @@ def test_html_escapes_hostile_names(tmp_path, album):
     page = files.index.read_text(encoding="utf-8")
     assert HOSTILE not in page
     assert "<b>x" not in page and "<script>alert" not in page
-    assert "&lt;b&gt;x&#x27;; drop table images;--.jpg" in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # title and heading
+    # the photos' data is JSON in a <script type="application/json">: no "<" can close it
+    data = page.split('<script type="application/json" id="iqc-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data
+    assert "\\u003cb\\u003ex'; drop table images;--.jpg" in data
+    parsed = json.loads(data)
+    assert HOSTILE in [p["file"] for p in parsed["photos"]]
+    assert parsed["album"] == "<script>alert(1)</script>"
     # links to the photos are percent-encoded file URIs
-    assert "%3Cb%3Ex%27%3B%20drop%20table%20images%3B--.jpg" in page
-    # relative links to the PNGs beside it
-    assert 'src="top.png"' in page and 'src="hist_final_score.png"' in page
-    assert page.count("data:image/jpeg;base64,") == 2 * len(df)  # top 7 + bottom 7 thumbnails
+    assert "%3Cb%3Ex%27%3B%20drop%20table%20images%3B--.jpg" in data
+    # relative links to the PNGs beside it; montages linked, not shown again
+    assert 'href="top.png"' in page and 'src="hist_final_score.png"' in page and 'src="top.png"' not in page
+    # thumbnails are files, not data URIs: one thumbnail and one large copy per readable photo
+    assert "data:image" not in page
+    readable = [p for p in parsed["photos"] if p["t"]]
+    assert len(readable) == 5 and all((files.folder / p["t"]).is_file() and (files.folder / p["l"]).is_file()
+                                      for p in readable)
+    for p in readable:
+        with Image.open(files.folder / p["t"]) as t, Image.open(files.folder / p["l"]) as big:
+            assert max(t.size) <= report.GALLERY_THUMB_SIDE and max(big.size) <= report.LARGE_SIDE
+            assert max(big.size) >= max(t.size)
 
 
 def test_unreadable_photos_get_placeholders(tmp_path, album):
@@ -137,3 +152,26 @@ def test_long_file_names_are_cut_in_the_middle_not_lost():
     short = report.short_name(name)
     assert len(short) == 40 and short.startswith("PXL_2024") and short.endswith("0042.MP.jpg") and "…" in short
     assert report.short_name("IMG_0001.jpg") == "IMG_0001.jpg"
+
+
+def test_why_the_winner_won_and_page_data_helpers():
+    w = {"sharpness_norm": 0.9, "exposure_norm": 0.8, "median_luma": 0.45, "eyes_open": 0.9, "aesthetic": 0.5}
+    o = {"sharpness_norm": 0.5, "exposure_norm": 0.4, "median_luma": 0.15, "eyes_open": 0.1, "aesthetic": 0.5}
+    assert report.why_better(w, o) == ["eyes open", "sharper"]
+    assert report.why_better(w, o, max_items=3)[2] == "1.6 stops brighter"
+    assert report.why_better(o, o) == ["higher overall score"]
+    text = report.json_for_script({"f": "</script><!--\u2028&"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"f": "</script><!--\u2028&"}
+
+
+def test_top_picks_markdown_is_escaped_and_one_per_group():
+    df = pd.DataFrame({"file": ["a|b.jpg", "dup.jpg", "<i>c</i>*.jpg"], "final_score": [0.9, 0.8, 0.7],
+                       "rank": [1, 2, 3], "group_id": [1, 1, 2], "group_size": [2, 2, 1],
+                       "is_best_in_group": [True, False, True], "reasons": ["+ sharp; + face; - dark", "", ""]})
+    md = report.top_picks_markdown(df)
+    lines = md.splitlines()
+    assert lines[0] == "| rank | score | photo | why |" and len(lines) == 4
+    assert "a\\|b\\.jpg" in lines[2] and "+ sharp; + face" not in lines[2] and "\\+ sharp; \\+ face" in lines[2]
+    assert "dup" not in md and "<i>" not in md and "&lt;i&gt;" in lines[3]
+    assert "no photos" in report.top_picks_markdown(df.head(0))

@@ -46,7 +46,7 @@ def test_groups_mark_best_pick_and_report_is_written(settings, photo_root):
 
     folder = settings.output_dir + "/reports/portraits"
     html = open(f"{folder}/index.html", encoding="utf-8").read()
-    assert hostile not in html and "&lt;b&gt;x&#x27;; drop table images;--.jpg" in html
+    assert hostile not in html and "\\u003cb\\u003ex'; drop table images;--.jpg" in html  # JSON, escaped
     for name in ("top.png", "bottom.png", "hist_final_score.png", "hist_sharpness_norm.png"):
         with open(f"{folder}/{name}", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -55,6 +55,10 @@ def test_groups_mark_best_pick_and_report_is_written(settings, photo_root):
     with duckdb.connect(settings.db_path, read_only=True) as c:
         stored = json.loads(c.execute("SELECT metrics FROM album_metrics WHERE album = 'portraits'").fetchone()[0])
     assert stored["n_ranked"] == 6 == md["n_ranked"]
+    # the page is linked and the top picks previewed as Markdown (hostile names escaped)
+    assert str(md["report"]).endswith("index.html") and str(md["review_page"]).startswith("file://")
+    top = str(md["top_picks"])
+    assert top.startswith("| rank | score | photo | why |") and hostile not in top and "&lt;b&gt;x" in top
     n_dups = int((~csv["is_best_in_group"]).sum())
     assert stored["duplicate_fraction"] == round(n_dups / 6, 6) or abs(stored["duplicate_fraction"] - n_dups / 6) < 1e-6
     assert np.isclose(stored["score_std"], csv["final_score"].std(ddof=0), atol=1e-5)

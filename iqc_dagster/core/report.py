@@ -1,15 +1,19 @@
-"""The evaluation report of one ranked album: score histograms, top/bottom montages, one HTML page.
+"""The evaluation report of one ranked album: the review page, score histograms, top/bottom montages.
 
 Written to ``<output_dir>/reports/<album>/`` (:func:`report_folder`):
 
+* ``index.html`` — the review page (issue 16): a culling gallery that opens on the best picks in rank
+  order (score, reasons, a group's runners-up and why the winner won), filters and sorts, keyboard
+  decisions kept in the browser's localStorage and exported as a labels CSV (``file,rating`` /
+  ``file,pick``, what ``iqc tune --labels`` reads), then a Statistics section (metrics, histograms).
+  Self-contained: the script and styles (``report_assets/``, shipped in the package) are inlined; the
+  photos' data is JSON escaped by :func:`json_for_script`, rendered with ``textContent`` only;
+* ``thumbs/<id>.jpg`` and ``large/<id>.jpg`` — per photo a gallery thumbnail and a large-view copy,
+  both reduced from one decode (:func:`write_media`), reused while the photo is unchanged;
 * ``hist_<score>.png`` — one histogram per score column (``final_score``, ``aesthetic``, every
   ``*_norm`` with at least one value);
 * ``top.png`` / ``bottom.png`` — the K best and K worst photos, each labelled with rank, score, file
-  name and reasons;
-* ``index.html`` — self-contained: the metrics, the histograms and montages (relative links to the PNGs
-  beside it), the top/bottom photos as embedded JPEG thumbnails with their reasons, the near-duplicate
-  and burst groups, and a table of every photo. Every file name and every other text from the table is
-  HTML-escaped; links to the photos are ``file://`` URIs, percent-encoded.
+  name and reasons (files for sharing; the page links them, it does not show them again).
 
 Photos are only read (decoded once, small, for thumbnails); an unreadable or missing photo gets a grey
 placeholder, never an error. Matplotlib is used through its object API with the Agg canvas (no pyplot
@@ -18,7 +22,6 @@ state), so reports can be written from worker threads. No Dagster import here.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
 import io
@@ -42,9 +45,11 @@ from iqc_dagster.core import reasons as reasons_mod
 
 DEFAULT_TOP_K = 8
 #: Bump when the report's content or layout changes, so reports made by an older version are rewritten.
-REPORT_VERSION = "report1"
+REPORT_VERSION = "report2"
 THUMB_SIDE = 240  # px, long side of montage thumbnails
-HTML_THUMB_SIDE = 160  # px, long side of the thumbnails embedded in index.html
+GALLERY_THUMB_SIDE = 480  # px, long side of the gallery thumbnails (thumbs/*.jpg)
+LARGE_SIDE = 1600  # px, long side of the large-view copies (large/*.jpg)
+MARKDOWN_TOP = 10  # best picks in the materialization's Markdown preview
 MONTAGE_COLUMNS = 4
 _PLACEHOLDER_GREY = 128
 
@@ -216,29 +221,6 @@ def montage_png(rows: pd.DataFrame, title: str, thumbs: dict, columns: int = MON
     return _png(fig, compress_level=1)
 
 
-def _thumb_data_uri(img: np.ndarray | None, side: int = HTML_THUMB_SIDE) -> str:
-    from PIL import Image
-
-    im = Image.fromarray(img if img is not None else _placeholder(side))
-    im.thumbnail((side, side))
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-# --- HTML -----------------------------------------------------------------------------------------
-
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
-h1{margin:0 0 4px}h2{margin-top:28px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
-th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:170px;font-size:12px}
-.card img{max-width:160px;max-height:160px;display:block;margin-bottom:4px;background:#888}
-.hists img{margin:4px}.muted{color:#777}.dup{color:#a55}
-"""
-
-
 def _e(x) -> str:
     """HTML-escape any value (None/NaN as an empty string)."""
     if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
@@ -246,83 +228,259 @@ def _e(x) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _photo_link(row) -> str:
-    name = _e(row.get("file"))
-    p = row.get("path")
-    if isinstance(p, str) and p and os.path.isabs(p):
-        try:
-            return f'<a href="{_e(Path(p).as_uri())}">{name}</a>'
-        except ValueError:
-            pass
-    return name
-
-
-def _cards(rows: pd.DataFrame, thumbs: dict) -> str:
-    out = ['<div class="cards">']
-    for _, r in rows.iterrows():
-        out.append(
-            f'<div class="card"><img src="{_thumb_data_uri(thumbs.get(r.get("path")))}" '
-            f'alt="{_e(r.get("file"))}"><b>#{_e(r.get("rank"))}</b> {_e(_fmt(r.get("final_score")))}<br>'
-            f'{_photo_link(r)}<br><span class="muted">{_e(r.get(reasons_mod.REASONS_COLUMN))}</span></div>')
-    out.append("</div>")
-    return "\n".join(out)
-
-
-def _groups_html(df: pd.DataFrame) -> str:
-    if "group_id" not in df.columns or "group_size" not in df.columns:
-        return '<p class="muted">No grouping columns in this table.</p>'
-    size = pd.to_numeric(df["group_size"], errors="coerce").fillna(1)
-    multi = df[size.to_numpy() > 1]
-    if multi.empty:
-        return "<p>No near-duplicates or bursts found.</p>"
-    rows = ["<table><tr><th>group</th><th>kind</th><th>photos</th><th>best pick</th><th>others (rank)</th></tr>"]
-    for gid, g in multi.groupby("group_id", sort=True):
-        best = g[g["is_best_in_group"].map(lambda v: str(v).strip().lower() in ("true", "1"))]
-        best_row = best.iloc[0] if len(best) else g.iloc[0]
-        others = ", ".join(f"{_photo_link(r)} ({_e(r.get('rank'))})" for _, r in g.iterrows()
-                           if r.name != best_row.name)
-        kind = _e(g["group_kind"].iloc[0]) if "group_kind" in g.columns else ""
-        rows.append(f"<tr><td class=num>{_e(gid)}</td><td>{kind}</td><td class=num>{len(g)}</td>"
-                    f"<td>{_photo_link(best_row)} (#{_e(best_row.get('rank'))}, {_e(_fmt(best_row.get('final_score')))})</td>"
-                    f"<td>{others}</td></tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _table_html(df: pd.DataFrame, scores: list[str]) -> str:
-    cols = ["rank", "file", "final_score"] + [c for c in scores if c != "final_score"]
-    cols += [c for c in ["group_id", "group_size", "is_best_in_group"] if c in df.columns]
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols) + f"<th>{reasons_mod.REASONS_COLUMN}</th>"
-    out = [f"<table><tr>{head}</tr>"]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            if c == "file":
-                cells.append(f"<td>{_photo_link(r)}</td>")
-            else:
-                v = r.get(c)
-                num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                cells.append(f"<td{' class=num' if num else ''}>{_e(_fmt(v))}</td>")
-        cells.append(f"<td>{_e(r.get(reasons_mod.REASONS_COLUMN))}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
-
-
 def _metrics_html(m: dict) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td class=num>{_e('n/a' if v is None else v)}</td></tr>"
                    for k, v in m.items())
     return f"<table>{rows}</table>"
+
+
+# --- media files: one decode per photo, a gallery thumbnail and a large view ---------------------------
+
+#: Sub-folders of the report folder holding the gallery thumbnails and the large-view copies.
+THUMBS_DIR = "thumbs"
+LARGE_DIR = "large"
+
+
+def media_name(path) -> str | None:
+    """File name (``<hash>.jpg``) of a photo's thumbnail and large copy: a digest of its path, size and
+    modification time, so a changed photo gets new files and an unchanged one keeps them; None when the
+    photo cannot be stat'ed."""
+    if path is None or (isinstance(path, float) and math.isnan(path)):
+        return None
+    import hashlib
+
+    try:
+        from iqc_dagster.core import names
+
+        st = os.stat(names.real_path(str(path)))
+    except (OSError, ValueError):
+        return None
+    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{GALLERY_THUMB_SIDE}\0{LARGE_SIDE}".encode(
+        "utf-8", "surrogateescape")
+    return hashlib.blake2b(key, digest_size=10).hexdigest() + ".jpg"
+
+
+def _jpeg(img: np.ndarray, side: int, quality: int) -> tuple[bytes, np.ndarray]:
+    from PIL import Image
+
+    im = Image.fromarray(img)
+    if max(im.size) > side:
+        im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality, optimize=True)
+    return buf.getvalue(), np.asarray(im)
+
+
+def write_media(path, folder: Path) -> tuple[str | None, np.ndarray | None]:
+    """Write ``thumbs/<name>`` (long side <= :data:`GALLERY_THUMB_SIDE`) and ``large/<name>`` (<=
+    :data:`LARGE_SIDE`) for one photo, both reduced from the same single decode (never enlarged, never the
+    original re-encoded at full size); reuse them when they exist. Returns ``(name, montage thumbnail)``;
+    ``(None, None)`` for a photo that cannot be read."""
+    name = media_name(path)
+    if name is None:
+        return None, None
+    thumb_p, large_p = folder / THUMBS_DIR / name, folder / LARGE_DIR / name
+    if thumb_p.is_file() and large_p.is_file():
+        from PIL import Image
+
+        try:
+            with Image.open(thumb_p) as im:
+                im = im.convert("RGB")
+                im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+                return name, np.asarray(im)
+        except OSError:
+            pass
+    img = thumbnail(path, side=LARGE_SIDE)
+    if img is None:
+        return None, None
+    large, _ = _jpeg(img, LARGE_SIDE, 85)
+    small, small_arr = _jpeg(img, GALLERY_THUMB_SIDE, 80)
+    write_atomic(large_p, large)
+    write_atomic(thumb_p, small)
+    _, montage = _jpeg(small_arr, THUMB_SIDE, 80)
+    return name, montage
+
+
+def _prune(folder: Path, keep: set[str]) -> None:
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        if f.name not in keep:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
+# --- the page's data ----------------------------------------------------------------------------
+
+#: Score columns compared when telling why a group's best pick won, with the words for "better".
+_WHY_WORDS = {
+    "eyes_open": "eyes open",
+    "face_sharpness_norm": "sharper face",
+    "sharpness_norm": "sharper",
+    "exposure_norm": "better exposed",
+    "noise_norm": "less noise",
+    "contrast_norm": "more contrast",
+    "aesthetic": "more appealing (aesthetic score)",
+}
+WHY_MIN_GAP = 0.05
+
+
+def _num(v) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def why_better(winner, other, max_items: int = 2) -> list[str]:
+    """Why ``winner`` (a row) beat ``other`` in its group: the scores it leads by the most, in words
+    ("sharper", "eyes open", "1.5 stops brighter"); ``["higher overall score"]`` when nothing stands out."""
+    gaps: list[tuple[float, str]] = []
+    cols = list(_WHY_WORDS) + [c for c in winner.keys() if isinstance(c, str) and c.endswith("_norm")
+                               and c not in _WHY_WORDS]
+    for col in cols:
+        a, b = _num(winner.get(col)), _num(other.get(col))
+        if a is None or b is None or a - b < WHY_MIN_GAP:
+            continue
+        text = _WHY_WORDS.get(col) or f"higher {re.sub(r'_norm$', '', col).replace('_', ' ')}"
+        if col == "exposure_norm":
+            la, lb = _num(winner.get("median_luma")), _num(other.get("median_luma"))
+            if la and lb and la > 0 and lb > 0 and abs(math.log2(la / lb)) >= 0.5:
+                stops = math.log2(la / lb)
+                text = f"{abs(stops):.1f} stops {'brighter' if stops > 0 else 'darker'}"
+        gaps.append((a - b + (1.0 if col == "eyes_open" else 0.0), text))
+    gaps.sort(key=lambda g: -g[0])
+    return [t for _, t in gaps[:max_items]] or ["higher overall score"]
+
+
+def _truthy(v) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0", "yes")
+
+
+def _split_reasons(text) -> list[str]:
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return []
+    return [t.strip() for t in str(text).split(";") if t.strip()]
+
+
+def _reason_label(item: str) -> str:
+    """A reason without its sign and numbers, to filter by: "- 12% of highlights clipped" ->
+    "highlights clipped", "- duplicate of a.jpg, lower score" -> "duplicate"."""
+    t = item.lstrip("+- ").strip()
+    t = re.sub(r"^(duplicate of|burst with) .*", lambda m: m.group(1).split()[0], t)
+    t = re.sub(r"^\d+%? of ", "", t)
+    t = re.sub(r"^best of \d+ similar$", "best of similar", t)
+    t = re.sub(r"^one of \d+ frames of an? ", "", t)
+    t = re.sub(r"\s*\(.*\)$", "", t)
+    t = re.sub(r"^\d+ faces$", "faces", t)
+    return t
+
+
+def photo_records(df: pd.DataFrame, media: dict | None = None) -> list[dict]:
+    """One JSON-ready record per row of an :func:`ordered` table, for the page's script: display fields,
+    group links (``members``: the runners-up of a best pick), ``won``/``lost`` (why the best pick won),
+    ``low`` (a suggested reject) and the thumbnail/large-view file names from ``media`` (path -> name)."""
+    media = media or {}
+    n = len(df)
+    recs: list[dict] = []
+    rows = df.to_dict(orient="records")
+    has_groups = "group_id" in df.columns and "group_size" in df.columns
+    low_rank = max(1, int(math.ceil(n * 0.9))) if n >= 10 else n + 1
+    for i, r in enumerate(rows):
+        path = r.get("path")
+        path = path if isinstance(path, str) and path else None
+        uri = None
+        if path and os.path.isabs(path):
+            try:
+                uri = Path(path).as_uri()
+            except ValueError:
+                uri = None
+        name = media.get(path)
+        reasons = _split_reasons(r.get(reasons_mod.REASONS_COLUMN))
+        size = int(_num(r.get("group_size")) or 1) if has_groups else 1
+        best = size <= 1 or _truthy(r.get("is_best_in_group"))
+        t = r.get("captured_at")
+        t = None if t is None or (isinstance(t, float) and math.isnan(t)) else str(t)
+        rank = int(_num(r.get("rank")) or (i + 1))
+        sinks = " ".join(reasons).lower()
+        recs.append({
+            "file": str(r.get("file", "")),
+            "key": path if path and os.path.isabs(path) else str(r.get("file", "")),
+            "uri": uri, "rank": rank, "score": _num(r.get("final_score")),
+            "reasons": [_reason_label(x) for x in reasons],
+            "top": reasons[:2],
+            "group": (str(r.get("group_id")) if has_groups and size > 1 else None),
+            "gsize": size, "best": bool(best), "kind": str(r.get("group_kind") or "") if size > 1 else "",
+            "time": t,
+            "t": f"{THUMBS_DIR}/{name}" if name else None,
+            "l": f"{LARGE_DIR}/{name}" if name else None,
+            "low": bool(rank >= low_rank or "blurry" in sinks or "eyes closed" in sinks
+                        or (r.get("no_detail") not in (None, "") and not (isinstance(r.get("no_detail"), float)
+                                                                          and math.isnan(r.get("no_detail"))))),
+            "members": [], "won": None, "lost": None,
+        })
+    if has_groups:
+        by_group: dict[str, list[int]] = {}
+        for i, rec in enumerate(recs):
+            if rec["group"] is not None:
+                by_group.setdefault(rec["group"], []).append(i)
+        for members in by_group.values():
+            winners = [i for i in members if recs[i]["best"]] or [min(members, key=lambda i: recs[i]["rank"])]
+            w = winners[0]
+            recs[w]["best"] = True
+            others = sorted((i for i in members if i != w), key=lambda i: recs[i]["rank"])
+            recs[w]["members"] = others
+            kind = recs[w]["kind"]
+            if kind in ("bracket", "focus_stack"):
+                continue  # kept whole: no winner over the other frames
+            for o in others:
+                recs[o]["best"] = bool(recs[o]["best"] and o in winners)
+                recs[o]["lost"] = f"passed over for #{recs[w]['rank']}: it is " + ", ".join(why_better(rows[w], rows[o]))
+            if others:
+                recs[w]["won"] = ", ".join(why_better(rows[w], rows[others[0]])) + f" than #{recs[others[0]]['rank']}"
+    return recs
+
+
+def json_for_script(data) -> str:
+    """``data`` as JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the
+    JavaScript line separators escaped, so no file name can close the script element."""
+    import json
+
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _md_escape(s: str) -> str:
+    s = " ".join(str(s).split())
+    s = html.escape(s, quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", s)
+
+
+def top_picks_markdown(df: pd.DataFrame, n: int = 10) -> str:
+    """A small Markdown table of the album's best picks (one per group, in rank order): rank, score,
+    file, reasons. File names and reasons are escaped for Markdown and HTML."""
+    d = ordered(df)
+    if "is_best_in_group" in d.columns and "group_size" in d.columns:
+        size = pd.to_numeric(d["group_size"], errors="coerce").fillna(1)
+        keep = (size <= 1) | d["is_best_in_group"].map(_truthy)
+        d = d[keep.to_numpy()]
+    rows = ["| rank | score | photo | why |", "|---:|---:|---|---|"]
+    for _, r in d.head(n).iterrows():
+        score = _num(r.get("final_score"))
+        why = "; ".join(_split_reasons(r.get(reasons_mod.REASONS_COLUMN))[:2])
+        rows.append(f"| {_e(r.get('rank'))} | {'n/a' if score is None else f'{score:.3f}'} | "
+                    f"{_md_escape(r.get('file', ''))} | {_md_escape(why)} |")
+    if len(rows) == 2:
+        rows.append("| | | no photos | |")
+    return "\n".join(rows)
+
+
+def _asset(name: str) -> str:
+    return (Path(__file__).with_name("report_assets") / name).read_text(encoding="utf-8")
 
 
 def existing_report(folder: str | os.PathLike) -> ReportFiles | None:
@@ -371,42 +529,67 @@ def write_report(ranked: pd.DataFrame, folder: str | os.PathLike, *, album: str,
             except OSError:
                 pass
 
-    paths = pd.concat([top, bottom])["path"] if "path" in df.columns else pd.Series([], dtype=object)
-    unique = list(dict.fromkeys(paths.tolist()))
+    paths = df["path"] if "path" in df.columns else pd.Series([], dtype=object)
+    unique = [p for p in dict.fromkeys(paths.tolist()) if isinstance(p, str) and p]
     workers = default_workers()
     with opencv_threads(1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
-        thumbs = dict(zip(unique, pool.map(thumbnail, unique)))
+        made = dict(zip(unique, pool.map(lambda p: write_media(p, folder), unique)))
+    media = {p: name for p, (name, _) in made.items() if name}
+    thumbs = {p: arr for p, (_, arr) in made.items()}
+    keep = set(media.values())
+    _prune(folder / THUMBS_DIR, keep)
+    _prune(folder / LARGE_DIR, keep)
     top_png = write_atomic(folder / "top.png", montage_png(top, f"{album}: top {len(top)}", thumbs))
     bottom_png = write_atomic(folder / "bottom.png", montage_png(bottom, f"{album}: bottom {len(bottom)}", thumbs))
 
-    scores = score_columns(df)
-    hist_imgs = "\n".join(f'<img src="{_e(quote(p.name))}" alt="{_e(c)} histogram" width="500">'
+    records = photo_records(df, media)
+    labels = sorted({x for r in records for x in r["reasons"]})
+    weights_id = ""
+    if "weights_id" in df.columns and df["weights_id"].notna().any():
+        weights_id = str(df["weights_id"].dropna().iloc[0])
+    data = {"album": str(album), "weights_id": weights_id,
+            "storage_key": f"iqc-review:{album}:{weights_id}",
+            "export_stem": safe_name(album).replace(" ", "_"),
+            "reasons": labels, "photos": records}
+    n_best = sum(1 for r in records if r["best"])
+    n_dups = sum(1 for r in records if r["gsize"] > 1)
+    hist_imgs = "\n".join(f'<img src="{_e(quote(p.name))}" alt="{_e(c)} histogram" width="500" loading="lazy">'
                           for c, p in hists.items())
     stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     note_html = "".join(f'<p class="muted">{_e(n)}</p>' for n in (notes or []))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>iqc report: {_e(album)}</title><style>{_CSS}</style></head>
+<title>iqc review: {_e(album)}</title><style>{_asset("review.css")}</style></head>
 <body>
-<h1>{_e(album)}</h1>
-<p class="muted">{len(df)} ranked photo(s); report written {_e(stamp)} by iqc. Photos are never modified:
-duplicates are marked, not removed.</p>
-{note_html}
-<h2>Proxy metrics</h2>
+<header><h1>{_e(album)}</h1><span class="muted">{len(df)} photo(s), {n_best} best pick(s), {n_dups} in
+near-duplicate groups or bursts; written {_e(stamp)} by iqc. Photos are never modified.</span>
+<div class="bar">
+<label>Show <select id="filter"><option value="best" selected>best picks</option><option value="all">all photos</option>
+<option value="dups">duplicates and bursts</option><option value="rejects">rejects (yours and suggested)</option>
+<option value="picked">your picks and stars</option></select></label>
+<label>Sort by <select id="sort"><option value="score" selected>score (rank)</option><option value="time">capture time</option></select></label>
+<button id="export-rating" type="button" title="file,rating: stars 1-5, -1 for rejected">Export ratings CSV</button>
+<button id="export-pick" type="button" title="file,pick: pick or reject">Export picks CSV</button>
+<button id="clear" type="button">Forget decisions</button>
+<span id="shown" class="muted"></span>
+</div>
+<div class="keys muted">Keys: arrows move &middot; P pick &middot; X reject &middot; 1-5 stars, 0 clears &middot;
+Space/Enter large view &middot; C mark, then C on another photo compares the two &middot; Esc closes.
+Then <code>iqc tune --labels &lt;exported CSV&gt;</code> and re-rank.</div>
+</header>
+<main>{note_html}<div id="grid"></div></main>
+<div id="overlay"><div id="ovbody"></div><div id="ovhint">Esc, Space or a click closes; arrows step through the photos; P / X / 1-5 decide.</div></div>
+<section id="stats">
+<h2>Statistics</h2>
 {_metrics_html(metrics)}
-<h2>Score histograms</h2>
+<h3>Score histograms</h3>
 <div class="hists">{hist_imgs or '<p class="muted">No scores.</p>'}</div>
-<h2>Top {len(top)}</h2>
-<p><a href="top.png"><img src="top.png" alt="top montage" style="max-width:100%"></a></p>
-{_cards(top, thumbs)}
-<h2>Bottom {len(bottom)}</h2>
-<p><a href="bottom.png"><img src="bottom.png" alt="bottom montage" style="max-width:100%"></a></p>
-{_cards(bottom, thumbs)}
-<h2>Near-duplicates and bursts</h2>
-{_groups_html(df)}
-<h2>All photos</h2>
-{_table_html(df, scores)}
+<p class="muted">Montages for sharing: <a href="top.png">top.png</a> (top {len(top)}),
+<a href="bottom.png">bottom.png</a> (bottom {len(bottom)}).</p>
+</section>
+<script type="application/json" id="iqc-data">{json_for_script(data)}</script>
+<script>{_asset("review.js")}</script>
 </body></html>
 """
     index = write_atomic(folder / "index.html", page.encode("utf-8"))

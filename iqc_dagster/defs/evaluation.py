@@ -24,8 +24,9 @@ REPORT_CHECK = dg.AssetCheckSpec(
     key=keys.EVALUATION_REPORT, partitions_def=albums_partitions, group_name=keys.EVALUATION_GROUP,
     kinds={"python", "matplotlib", "html"}, deps=[keys.RANKED_PHOTOS], check_specs=[REPORT_CHECK],
     description="Per album: proxy metrics (score_std, duplicate_fraction, sharpness_corr, counts) stored in "
-                "DuckDB, a histogram per score, top-K and bottom-K montages with scores and reasons, and a "
-                "self-contained HTML report under $IQC_OUTPUT_DIR/reports/<album>/.",
+                "DuckDB, a histogram per score, top-K and bottom-K montages with scores and reasons, and the "
+                "self-contained review page (a culling gallery that exports labels for `iqc tune`) under "
+                "$IQC_OUTPUT_DIR/reports/<album>/index.html.",
 )
 def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
                       duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -48,6 +49,8 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
         "reused": reused,
         **{k: v for k, v in m.items() if v is not None},
         "report": dg.MetadataValue.path(str(files.index.resolve())),
+        "review_page": dg.MetadataValue.url(files.index.resolve().as_uri()),
+        "top_picks": dg.MetadataValue.md(report.top_picks_markdown(ranked, report.MARKDOWN_TOP)),
         "top_montage": dg.MetadataValue.path(str(files.top.resolve())),
         "notes": "; ".join(notes),
     }, check_results=[_report_check(folder, ranked, m)])
