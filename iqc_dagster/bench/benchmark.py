@@ -44,7 +44,6 @@ weight tuning call it.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import shutil
@@ -290,12 +289,6 @@ def _save(img: np.ndarray, path: Path, quality: int, exif: bool) -> None:
     os.replace(tmp, path)
 
 
-def _jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
 def _variants(img: np.ndarray, seed: int, distortions: Sequence[str], levels: Sequence[int]
               ) -> Iterable[tuple[str, int, Callable[[], np.ndarray], int]]:
     """(distortion, level, make image, JPEG quality) for a reference already at its benchmark size."""
@@ -312,7 +305,7 @@ def _variants(img: np.ndarray, seed: int, distortions: Sequence[str], levels: Se
     yield "bokeh", 0, (lambda: degrade.bokeh(img)), SAVE_QUALITY
     yield "soft", 0, (lambda: degrade.soften(img)), SAVE_QUALITY
     # harmless: the reference file decoded and saved again at a lower (still good) quality; a downscale
-    yield "resave", 0, (lambda: _jpeg_roundtrip(img, SAVE_QUALITY)), RESAVE_QUALITY
+    yield "resave", 0, (lambda: degrade.reencode(img, SAVE_QUALITY)), RESAVE_QUALITY
     yield "downscaled", 0, (lambda: resize_to(img, max(16, round(max(img.shape[:2]) * DOWNSCALE)))[0]), \
         SAVE_QUALITY
 

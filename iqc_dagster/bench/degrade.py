@@ -92,11 +92,15 @@ def camera_noise(img: np.ndarray, level: int = 2, seed: int = 0) -> np.ndarray:
 JPEG_QUALITY = {1: 40, 2: 20, 3: 10}
 
 
-def jpeg(img: np.ndarray, level: int = 2) -> np.ndarray:
-    quality = JPEG_QUALITY[level]
+def reencode(img: np.ndarray, quality: int) -> np.ndarray:
+    """``img`` saved as a JPEG at ``quality`` and decoded again."""
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def jpeg(img: np.ndarray, level: int = 2) -> np.ndarray:
+    return reencode(img, JPEG_QUALITY[level])
 
 
 def _gamma_gain(img: np.ndarray, gain: float, gamma: float = 1.0) -> np.ndarray:
