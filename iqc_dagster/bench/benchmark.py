@@ -44,6 +44,7 @@ weight tuning call it.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -63,6 +64,7 @@ from iqc_dagster.bench import degrade
 from iqc_dagster.core import analysis, fusion, inventory, ranking
 from iqc_dagster.core import names as name_keys
 from iqc_dagster.core import features as feat
+from iqc_dagster.core.files import write_atomic
 
 #: Benchmark format version (changes when the set, the files or the metrics change).
 BENCHMARK_VERSION = "rq2"
@@ -283,10 +285,10 @@ def _exif_rotated() -> bytes:
 
 
 def _save(img: np.ndarray, path: Path, quality: int, exif: bool) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
     kw = {"exif": _exif_rotated()} if exif else {}
-    Image.fromarray(img).save(tmp, format="JPEG", quality=quality, **kw)
-    os.replace(tmp, path)
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality, **kw)
+    write_atomic(path, buf.getvalue())
 
 
 def _variants(img: np.ndarray, seed: int, distortions: Sequence[str], levels: Sequence[int]
