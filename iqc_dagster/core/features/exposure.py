@@ -85,7 +85,7 @@ def noise_margin(decoded) -> int:
     Noise is clipped at 0 and 255 along with the signal, so a crushed shadow reads as the mean of
     rectified noise, ``sigma / sqrt(2 pi)`` ~ 0.4 sigma of the source's pixels whatever the later
     reduction, and spreads by the sigma left at this view. Both shift the clipping levels (0 for a clean
-    photo, so clean photos are measured exactly as before).
+    photo, whose thresholds are the fixed ones).
     """
     fine = _signals.cached_noise_sigma(decoded)
     native = fine * decoded.reduction
