@@ -242,7 +242,7 @@ def test_review_decisions_become_ratings_that_tune_learns(tmp_path):
     dry = xmp.export(rows, album, xmp.Policy(), dry_run=True, decisions=decisions.by_file, log=log.append)
     assert {n: (album / f"{n}.xmp").read_bytes() for n in files} == before
     assert dry.decisions_applied == 12 and dry.decision_conflicts == 0
-    assert any("p0.jpg.xmp" in m and "rating 4 -> 1 (your review decision stars)" in m for m in log), log
+    assert any("p0.jpg.xmp" in m and "rating 4 -> 1 (your review decision: 1 star(s))" in m for m in log), log
 
     s = xmp.export(rows, album, xmp.Policy(), decisions=decisions.by_file, now=NOW)
     assert s.decisions_applied == 12 and s.kept_user_ratings == 0 and not s.failed

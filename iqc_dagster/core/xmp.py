@@ -494,7 +494,8 @@ def merge(existing: bytes | None, entry: Entry, policy: Policy, *, now: dt.datet
             # elsewhere is a conflict, kept unless overwriting
             older = users and not (rev_v is not None and cur_v == rev_v) and cur_v != entry.rating
             conflict = older
-            what = f"your review decision {entry.decision}"
+            what = "your review decision: " + (f"{entry.rating} star(s)" if entry.decision == "stars"
+                                               else entry.decision)
             if older and not policy.overwrite_ratings:
                 notes.append(f"kept your rating {cur} ({what} would give {entry.rating}; "
                              f"--overwrite-ratings applies it)")
