@@ -46,7 +46,7 @@ from iqc_dagster.core import reasons as reasons_mod
 
 DEFAULT_TOP_K = 8
 #: Bump when the report's content or layout changes, so reports made by an older version are rewritten.
-REPORT_VERSION = "report2"
+REPORT_VERSION = "report3"
 THUMB_SIDE = 240  # px, long side of montage thumbnails
 GALLERY_THUMB_SIDE = 480  # px, long side of the gallery thumbnails (thumbs/*.jpg)
 LARGE_SIDE = 1600  # px, long side of the large-view copies (large/*.jpg)
@@ -657,7 +657,8 @@ near-duplicate groups or bursts; written {_e(stamp)} by iqc. Photos are never mo
 </div>
 <div class="keys muted">Keys: arrows move &middot; P pick &middot; X reject &middot; 1-5 stars, 0 clears &middot;
 Space/Enter large view &middot; C mark, then C on another photo compares the two &middot; Esc closes.
-Then <code>iqc tune --labels &lt;exported CSV&gt;</code> and re-rank.</div>
+Then <code>iqc export xmp --labels &lt;exported CSV&gt;</code> (your decisions into the sidecars your photo
+manager reads) and <code>iqc tune</code>, or <code>iqc tune --labels &lt;exported CSV&gt;</code>; then re-rank.</div>
 </header>
 <main>{note_html}<div id="grid"></div></main>
 <div id="overlay"><div id="ovbody"></div><div id="ovhint">Esc, Space or a click closes; arrows step through the photos; P / X / 1-5 decide.</div></div>

@@ -24,6 +24,14 @@ recorded in ``iqc:rating`` is the user's: it is kept unless :attr:`Policy.overwr
 for ``xmp:Label`` and ``iqc:label``). :mod:`iqc_dagster.core.ratings` uses the same record the other
 way: a rating equal to ``iqc:rating`` is iqc's, not a judgement to learn from.
 
+**The user's review decisions** (:func:`read_decisions`: the review page's labels CSV, ``iqc export xmp
+--labels``) are the user's newest word: a decision replaces iqc's suggestion, an unrated sidecar and an
+earlier review decision (``xmp:Rating`` still equal to ``iqc:reviewRating``); a differing rating set
+elsewhere is kept unless :attr:`Policy.overwrite_ratings` (a conflict, counted). A rating written from a
+decision records no ``iqc:rating`` but ``iqc:ratingSource`` = ``review`` (and ``reviewRating``,
+``decision``, ``suggestedRating``), so :mod:`iqc_dagster.core.ratings` reads it as the user's: ``iqc
+tune`` learns it even when it equals iqc's suggestion.
+
 **Merging** (:func:`merge`): the sidecar is parsed and re-serialised by exiv2 (libexiv2 with Adobe's
 XMP toolkit): every other property, namespace, structure and history entry keeps its value exactly
 (white space and attribute order may change). A sidecar that does not parse is never touched. Nothing
