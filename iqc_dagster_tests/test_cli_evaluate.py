@@ -122,3 +122,24 @@ def test_evaluate_bad_input_is_one_line_error(tmp_path, case):
     assert len(err) == 1 and err[0].startswith("iqc evaluate: error:")
     if case == "no_columns":
         assert "final_score" in err[0] and "path (or file)" in err[0]
+
+
+def test_evaluate_again_restores_deleted_thumbnails(tmp_path, ranked_csv):
+    import shutil
+
+    from iqc_dagster.core import report
+
+    out = tmp_path / "out"
+    args = ("evaluate", "--input-csv", str(ranked_csv), "--output-dir", str(out), "--top-k", "1")
+    assert iqc(*args).returncode == 0
+    folder = out / "reports" / "holiday"
+    names = sorted(p.name for p in (folder / "thumbs").iterdir())
+    assert len(names) == 6 and sorted(p.name for p in (folder / "large").iterdir()) == names
+    shutil.rmtree(folder / "thumbs")
+    (folder / "large" / names[0]).unlink()
+    assert len(report.media_status(folder).missing) == 7
+    r = iqc(*args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (folder / "thumbs").iterdir()) == names
+    assert sorted(p.name for p in (folder / "large").iterdir()) == names
+    assert report.media_status(folder).complete

@@ -116,3 +116,91 @@ def test_xmp_sidecars_asset_writes_to_a_dest_mirror(tmp_path, shoot):
     assert md["n_written"].value == 7 and md["n_failed"].value == 0  # IMG_1.xmp serves the RAW and the JPEG
     assert not list((root / "shoot").glob("*.xmp"))  # the album folder untouched
     assert exiftool.read(mirror / "IMG_1.xmp")["XMP-iqc:Album"] == "shoot"
+
+
+def _write_labels(path, header, rows):
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\r\n")  # as the review page writes it
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_export_xmp_takes_the_review_pages_decisions(tmp_path, photo_root, capsys):
+    """rank -> the review page's picks CSV -> export xmp --labels (dry run first) -> the sidecars hold the
+    decisions and the ratings `iqc tune` collects are the user's; bad CSVs are one-line errors."""
+    from iqc_dagster.core import ratings
+
+    folder = photo_root / "portraits"
+    before = _digests(folder)
+    assert cli.main(["rank", "--input-dir", str(folder), *_base(tmp_path)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    ranked = pd.read_csv(tmp_path / "out" / "csvs" / "portraits.csv", keep_default_na=False)
+    by_rank = ranked.sort_values("rank")["file"].tolist()
+    best, worst = by_rank[0], by_rank[-1]
+    page_key = ranked.set_index("file")["path"]  # the page exports absolute paths (its `key`)
+    labels = _write_labels(tmp_path / "portraits-picks.csv", ["file", "pick"], [
+        [page_key[best], "pick"], [page_key[worst], "reject"], [str(tmp_path / "gone.jpg"), "pick"]])
+    args = ["export", "xmp", "--input-dir", str(folder), "--output-dir", str(tmp_path / "out"),
+            "--labels", str(labels)]
+
+    assert cli.main([*args, "--dry-run"]) == 0
+    cap = capsys.readouterr()
+    assert "would write 4 sidecar(s)" in cap.out and "2 review decision(s) applied to 2 sidecar(s)" in cap.out
+    assert f"would write {folder / best}.xmp" in cap.err and "(your review decision: pick)" in cap.err
+    unmatched = [ln for ln in cap.err.splitlines() if "matched no ranked photo" in ln]
+    assert len(unmatched) == 1 and "1 of 3 row(s)" in unmatched[0] and "gone.jpg" in unmatched[0]
+    assert not list(folder.glob("*.xmp"))  # the dry run wrote nothing
+
+    assert cli.main(args) == 0
+    cap = capsys.readouterr()
+    assert "wrote 4 sidecar(s)" in cap.out and "Traceback" not in cap.err
+    tags = {n: exiftool.read(folder / f"{n}.xmp") for n in by_rank}
+    assert tags[best]["XMP-xmp:Rating"] == 4 and tags[best]["XMP-iqc:RatingSource"] == "review"
+    assert tags[worst]["XMP-xmp:Rating"] == 1 and tags[worst]["XMP-iqc:Decision"] == "reject"
+    for n in by_rank[1:-1]:  # no decision: iqc's suggestion, recorded as iqc's
+        assert tags[n]["XMP-xmp:Rating"] == tags[n]["XMP-iqc:Rating"]
+    assert _digests(folder) == before  # no photo was written
+
+    # the loop closes: the ratings iqc tune collects (sidecars) are exactly the two decisions
+    found, _ = ratings.collect_ratings([("portraits", n) for n in by_rank], photo_root)
+    assert {k[1]: (r.value, r.source) for k, r in found.items()} == {best: (4.0, "sidecar"),
+                                                                      worst: (1.0, "sidecar")}
+
+    # a malformed CSV, a missing one, another album's: exit 2, one line, nothing written
+    mtimes = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.xmp")}
+    bad = _write_labels(tmp_path / "bad.csv", ["name", "stars"], [["x.jpg", "5"]])
+    other = _write_labels(tmp_path / "other.csv", ["file", "rating"], [["coffee.jpg", "5"]])
+    for csv_path, msg in ((bad, "needs a 'file' column"), (tmp_path / "missing.csv", "does not exist"),
+                          (other, "none of its 1 row(s) names a ranked photo of album portraits")):
+        assert cli.main([*args[:-1], str(csv_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("iqc export: error: labels CSV") and msg in err[0], err
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.xmp")} == mtimes
+
+
+def test_xmp_sidecars_asset_takes_labels_config(tmp_path, photo_root):
+    import dataclasses
+
+    from iqc_dagster import runner
+
+    settings = Settings(photo_root=str(photo_root), db_path=str(tmp_path / "d.duckdb"),
+                        output_dir=str(tmp_path / "out"))
+    settings = dataclasses.replace(settings, clip=dataclasses.replace(settings.clip, enabled=False))
+    labels = _write_labels(tmp_path / "r.csv", ["file", "rating"], [["travel/coffee.jpg", "5"],
+                                                                    ["travel/nope.jpg", "2"]])
+    with dg.DagsterInstance.ephemeral() as instance:
+        runner.materialize_album("travel", settings, instance=instance, log_level="WARNING")
+        result = runner.run_job("export_xmp_job", settings, partition_key="travel", instance=instance,
+                                log_level="WARNING",
+                                ops_config={"xmp_sidecars": {"config": {"labels": str(labels)}}})
+        md = result.asset_materializations_for_node("xmp_sidecars")[0].metadata
+        assert md["n_review_decisions"].value == 1 and md["n_decisions_applied"].value == 1
+        assert md["n_labels_unmatched"].value == 1 and md["n_decision_conflicts"].value == 0
+        assert exiftool.read(photo_root / "travel" / "coffee.jpg.xmp")["XMP-xmp:Rating"] == 5
+        bad = _write_labels(tmp_path / "bad.csv", ["file", "rating"], [["travel/coffee.jpg", "lots"]])
+        with pytest.raises(runner.RunFailed, match="rating 'lots' is not a number"):
+            runner.run_job("export_xmp_job", settings, partition_key="travel", instance=instance,
+                           log_level="WARNING", ops_config={"xmp_sidecars": {"config": {"labels": str(bad)}}})

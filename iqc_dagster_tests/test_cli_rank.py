@@ -86,3 +86,31 @@ def test_rank_output_copy_still_reports_unreadable(tmp_path, photo_root):
             "--db", str(tmp_path / "x.duckdb"), "--output-dir", str(tmp_path / "o"))
     assert r.returncode == 0, r.stderr
     assert "(1 unreadable, listed in" in r.stdout and str(out.resolve()) in r.stdout
+
+
+def test_rerank_restores_deleted_report_thumbnails(tmp_path, photo_root):
+    """The review page is reused on an unchanged re-run, but a deleted thumbs/ folder and a deleted
+    large/ file are noticed and made again (each photo decoded once for its two files)."""
+    args = ("rank", "--input-dir", str(photo_root / "travel"), "--db", str(tmp_path / "x.duckdb"),
+            "--output-dir", str(tmp_path / "o"), "--no-clip", "--quiet")
+    r = iqc(*args)
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "o" / "reports" / "travel"
+    thumbs = sorted(p.name for p in (folder / "thumbs").iterdir())
+    large = sorted(p.name for p in (folder / "large").iterdir())
+    assert len(thumbs) == 4 and thumbs == large
+    for name in thumbs:  # the page shows exactly these files
+        assert f"thumbs/{name}" in (folder / "index.html").read_text(encoding="utf-8")
+    import shutil
+
+    shutil.rmtree(folder / "thumbs")
+    (folder / "large" / large[0]).unlink()
+
+    r = iqc(*args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (folder / "thumbs").iterdir()) == thumbs
+    assert sorted(p.name for p in (folder / "large").iterdir()) == large
+    from PIL import Image
+
+    with Image.open(folder / "large" / large[0]) as im:
+        assert im.format == "JPEG" and max(im.size) <= 1600

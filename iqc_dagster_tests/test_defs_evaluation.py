@@ -90,3 +90,58 @@ def test_report_of_an_unchanged_album_is_reused_and_rewritten_after_a_change(set
         third = materialize_album("travel", settings, instance=instance)
         assert _metadata(third, "evaluation_report")["reused"] is False
     assert "rocket.jpg" in open(f"{folder}/index.html", encoding="utf-8").read()
+
+
+def test_report_check_fails_on_missing_thumbnails_and_a_rerun_restores_them(settings):
+    from iqc_dagster.core import report
+    from iqc_dagster.defs import evaluation
+
+    folder = report.report_folder(settings.output_dir, "travel")
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = materialize_album("travel", settings, instance=instance)
+        assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()}["report_is_complete"]
+        status = report.media_status(folder)
+        assert status.n_photos == 4 and status.complete
+
+        # the user deletes one photo's thumbnail and another's large view
+        thumbs = sorted(p.name for p in (folder / "thumbs").iterdir())
+        (folder / "thumbs" / thumbs[0]).unlink()
+        (folder / "large" / thumbs[1]).unlink()
+        untouched = {f"{d}/{n}": (folder / d / n).stat().st_mtime_ns for d in ("thumbs", "large")
+                     for n in thumbs[2:]}
+        ranked = pd.read_csv(f"{settings.output_dir}/csvs/travel.csv")
+        m = {"n_ranked": len(ranked)}
+        result = evaluation._report_check(folder, ranked, m)  # the check, on the folder as it is now
+        assert not result.passed
+        assert result.metadata["n_media_missing"].value == 2
+        assert "2 of 4 photo(s) on the page miss 2 thumbs/ or large/ file(s)" in result.metadata["problems"].value
+        assert sorted(report.media_status(folder).missing) == [f"large/{thumbs[1]}", f"thumbs/{thumbs[0]}"]
+
+        # the same album run again: inputs unchanged, but the report notices and makes the files again
+        second = materialize_album("travel", settings, instance=instance)
+    md = _metadata(second, "evaluation_report")
+    assert md["reused"] is False and md["media_restored"] == 2
+    assert {e.check_name: e.passed for e in second.get_asset_check_evaluations()}["report_is_complete"]
+    assert sorted(p.name for p in (folder / "thumbs").iterdir()) == thumbs
+    assert sorted(p.name for p in (folder / "large").iterdir()) == thumbs
+    # only the two photos that lost a file were decoded again: the others' files were not rewritten
+    assert {k: (folder / k).stat().st_mtime_ns for k in untouched} == untouched
+    assert report.media_status(folder).complete and evaluation._report_check(folder, ranked, m).passed
+
+
+def test_report_check_counts_photos_shown_without_a_thumbnail(settings, photo_root):
+    """A photo gone between its ranking and the report is on the page as a grey placeholder: the check
+    says so (it is a warning: the run goes on)."""
+    from iqc_dagster.core import report
+    from iqc_dagster.defs import evaluation
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        materialize_album("travel", settings, instance=instance)
+    ranked = pd.read_csv(f"{settings.output_dir}/csvs/travel.csv")
+    (photo_root / "travel" / "chelsea.jpg").unlink()
+    folder = report.report_folder(settings.output_dir, "travel")
+    report.write_report(ranked, folder, album="travel")
+    status = report.media_status(folder)
+    assert status.placeholders == ["chelsea.jpg"] and not status.missing
+    result = evaluation._report_check(folder, ranked, {"n_ranked": len(ranked)})
+    assert not result.passed and "1 photo(s) shown without a thumbnail" in result.metadata["problems"].value

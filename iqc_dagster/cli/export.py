@@ -1,5 +1,5 @@
 """``iqc export xmp``: the album's ranking as XMP sidecars (stars, colour label, ``iqc/`` keywords) for
-Lightroom, darktable, digiKam and others (core/xmp.py; docs/xmp.md)."""
+Lightroom, darktable, digiKam and others (core/xmp.py; docs/workflow.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.core import inventory, names
+from iqc_dagster.core import inventory, names, ratings
 from iqc_dagster.core import xmp as xmpcore
 
 
@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
         description="Write an XMP sidecar per ranked photo (the photos themselves are never written): "
                     "xmp:Rating (pick 4, keep 3, duplicate 2, reject 1 by default), xmp:Label and iqc/ "
                     "keywords; an existing sidecar is merged, the user's own rating and label kept. "
+                    "With --labels, the decisions you exported from the review page "
+                    "(output/reports/<album>/index.html) are the ratings instead of iqc's suggestions. "
                     "This is the one command that writes into an album folder; --dest writes elsewhere.")
     src = x.add_mutually_exclusive_group(required=True)
     src.add_argument("--input-dir", type=Path, help="the album folder (as given to iqc rank --input-dir)")
@@ -33,8 +35,15 @@ def add_parser(sub) -> None:
                    help="name of new sidecars: ext = photo.jpg.xmp (darktable, digiKam, Immich; default), "
                         "base = photo.xmp (Lightroom, Capture One). An existing sidecar of either name is "
                         "edited in place")
+    x.add_argument("--labels", type=Path, metavar="CSV",
+                   help="your decisions from the review page (its 'Export ratings CSV' file,rating or 'Export "
+                        "picks CSV' file,pick; the format iqc tune --labels reads): stars become xmp:Rating, "
+                        "a pick gets the pick rating (4), a reject the reject rating (1, -1 with "
+                        "--reject-flag). They replace iqc's suggestions; a different rating already in a "
+                        "sidecar is kept unless --overwrite-ratings. iqc tune then learns from them")
     x.add_argument("--overwrite-ratings", action="store_true",
-                   help="replace ratings and labels the user set (default: keep them)")
+                   help="replace ratings and labels the user set (default: keep them); with --labels, "
+                        "your review decisions replace the ratings in the sidecars")
     x.add_argument("--dest", type=Path, metavar="DIR",
                    help="write the sidecars under DIR (same sub-folders) instead of beside the photos")
     x.add_argument("--top-share", type=float, default=xmpcore.Policy().top_share, metavar="F",
@@ -124,14 +133,32 @@ def run(args) -> int:
         raise CLIError(f"the album folder {names.display(folder)} of {names.display(csv)} does not exist")
     dest = args.dest.expanduser().resolve() if args.dest else None
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    decisions = None
+    if args.labels is not None:
+        labels = args.labels.expanduser()
+        try:
+            decisions = xmpcore.read_decisions(labels, rows, album=album, album_dir=folder)
+        except ratings.LabelsError as exc:
+            raise CLIError(str(exc)) from None
+        note = xmpcore.unmatched_note(names.display(labels), decisions, album)
+        if note:
+            print(note, file=sys.stderr)
     summary = xmpcore.export(rows, folder, policy, album=album, style=args.sidecar, dest=dest,
-                             dry_run=args.dry_run, log=log)
+                             dry_run=args.dry_run, log=log,
+                             decisions=decisions.by_file if decisions is not None else None)
     where = names.display(dest if dest else folder)
     verb = "would write" if args.dry_run else "wrote"
     classes = ", ".join(f"{summary.by_class.get(c, 0)} {c}" for c in xmpcore.CLASSES)
     kept = f", kept {summary.kept_user_ratings} rating(s) you set" if summary.kept_user_ratings else ""
+    review = ""
+    if decisions is not None:
+        review = (f"; {decisions.n_matched} review decision(s) applied to {summary.decisions_applied} sidecar(s)")
+        if summary.decision_conflicts:
+            review += (f", {summary.decision_conflicts} differed from a rating in the sidecar ("
+                       + (f"kept {summary.conflicts_kept}: --overwrite-ratings applies them)"
+                          if summary.conflicts_kept else "replaced)"))
     print(f"{verb} {len(summary.written)} sidecar(s) in {where} ({len(summary.unchanged)} unchanged{kept}; "
-          f"{classes})")
+          f"{classes}{review})")
     for file, reason in summary.failed:
         print(f"  not written: {names.display(file)}: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0

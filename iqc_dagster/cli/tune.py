@@ -37,7 +37,9 @@ def add_parser(sub) -> None:
                    help=f"trials to add to the study (default {tuning.DEFAULT_TRIALS})")
     p.add_argument("--labels", type=Path, metavar="CSV",
                    help="ratings CSV: columns file,rating (any numbers, higher = better) or file,pick "
-                        "(pick/reject/1/0/-1); file = absolute, album/photo.jpg or photo.jpg")
+                        "(pick/reject/1/0/-1); file = absolute, album/photo.jpg or photo.jpg. The review "
+                        "page's exports are such files (decisions written to sidecars with iqc export xmp "
+                        "--labels are read from the sidecars without this option)")
     p.add_argument("--photo-root",
                    help=f"folder of album folders (default: ${ENV_PHOTO_ROOT} or data/albums)")
     p.add_argument("--album", action="append", help="only this album (repeatable)")

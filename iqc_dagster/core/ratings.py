@@ -30,7 +30,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,10 +209,28 @@ def parse_pick(value: str) -> float:
 
 
 def read_labels_csv(path: str | os.PathLike) -> list[dict]:
-    """Rows ``{"file", "album" (or None), "rating"}`` of a labels CSV (``file`` + ``rating`` or ``pick``)."""
+    """Rows ``{"file", "album" (or None), "rating", "kind", "line"}`` of a labels CSV (``file`` + ``rating``
+    or ``pick``). ``kind`` is ``"pick"`` when the value was a pick/reject flag (a ``pick`` column, or
+    ``pick``/``reject`` written in a ``rating`` column: 1 = pick, 0 = none, -1 = reject), else
+    ``"rating"`` (a number, e.g. stars); ``line`` is the row's line number in the file. Anything that cannot be used raises
+    :class:`LabelsError` with a one-line message."""
+    try:
+        return _read_labels_csv(path)
+    except UnicodeDecodeError:
+        raise LabelsError(f"labels CSV {path} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise LabelsError(f"labels CSV {path} is not a readable CSV: {exc}") from None
+    except OSError as exc:
+        raise LabelsError(f"cannot read labels CSV {path}: {exc.strerror or exc}") from None
+
+
+def _read_labels_csv(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
+    if path.is_dir():
+        raise LabelsError(f"labels CSV {path} is a directory: pass the CSV file itself")
     if not path.is_file():
-        raise LabelsError(f"labels CSV {path} does not exist")
+        raise LabelsError(f"labels CSV {path} does not exist" if not os.path.lexists(path)
+                          else f"labels CSV {path} is not a regular file")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = {(h or "").strip().lower(): h for h in (reader.fieldnames or [])}
@@ -231,53 +249,88 @@ def read_labels_csv(path: str | os.PathLike) -> list[dict]:
                 raw = (row.get(fields["rating"]) or "").strip()
                 if raw == "":
                     continue
+                kind = "rating"
                 try:
                     value = float(raw)
                 except ValueError:
                     try:
                         value = parse_pick(raw)  # "pick"/"reject" in a rating column
+                        kind = "pick"
                     except LabelsError:
                         raise LabelsError(f"{path}:{i}: rating {raw!r} is not a number") from None
                 if not math.isfinite(value):
                     raise LabelsError(f"{path}:{i}: rating {raw!r} is not finite")
             else:
+                kind = "pick"
                 try:
                     value = parse_pick(row.get(fields["pick"]) or "")
                 except LabelsError as exc:
                     raise LabelsError(f"{path}:{i}: {exc}") from None
-            rows.append({"file": name, "album": album, "rating": value})
+            rows.append({"file": name, "album": album, "rating": value, "kind": kind, "line": i})
     return rows
 
 
-def match_labels(labels: Iterable[Mapping], photos: Iterable[tuple[str, str]],
-                 photo_root: str | os.PathLike) -> tuple[dict[tuple[str, str], float], list[str]]:
-    """Map labels rows onto ``(album, path)`` photos; returns (ratings, names that matched no photo).
-
-    ``file`` may be absolute, relative to the photo root (``album/x.jpg``), or relative to its album
-    (``x.jpg``; only when a single album has such a photo, or when the row names its ``album``).
-    """
+def label_matcher(photos: Iterable[tuple[str, str]], photo_root: str | os.PathLike, *,
+                  album_dirs: Mapping[str, str | os.PathLike] | None = None,
+                  ) -> Callable[[str, str | None], tuple[str, str] | None]:
+    """``find(file, album=None)``: the ``(album, path)`` photo a labels row names, or None (the rules of
+    :func:`match_labels`)."""
     photos = list(photos)
     root = Path(photo_root).resolve()
-    by_abs = {str((root / names.from_key(a) / names.from_key(p)).resolve()): (a, p) for a, p in photos}
+    dirs = {a: Path(d).resolve() for a, d in (album_dirs or {}).items()}
+
+    def folder(a: str) -> Path:
+        return dirs.get(a) or (root / names.from_key(a))
+
+    by_abs = {str((folder(a) / names.from_key(p)).resolve()): (a, p) for a, p in photos}
     by_rel = {f"{a}/{p}": (a, p) for a, p in photos}
     by_inner: dict[str, list[tuple[str, str]]] = {}
     for a, p in photos:
         by_inner.setdefault(p, []).append((a, p))
     known = set(photos)
+
+    def lookup(name: str, album: str | None) -> tuple[str, str] | None:
+        if album is not None:
+            return (album, name) if (album, name) in known else None
+        if os.path.isabs(name):
+            try:
+                return by_abs.get(str(Path(names.from_key(name)).resolve()))
+            except (OSError, ValueError):
+                return None
+        key = by_rel.get(name.removeprefix("./"))
+        if key is None:
+            cands = by_inner.get(name.removeprefix("./"), [])
+            key = cands[0] if len(cands) == 1 else None
+        return key
+
+    def find(name: str, album: str | None = None) -> tuple[str, str] | None:
+        name = str(name)
+        key = lookup(name, album)
+        if key is None and "\\" in name:
+            key = lookup(name.replace("\\", "/"), album)
+        return key
+
+    return find
+
+
+def match_labels(labels: Iterable[Mapping], photos: Iterable[tuple[str, str]],
+                 photo_root: str | os.PathLike, *, album_dirs: Mapping[str, str | os.PathLike] | None = None,
+                 ) -> tuple[dict[tuple[str, str], float], list[str]]:
+    """Map labels rows onto ``(album, path)`` photos; returns (ratings, names that matched no photo).
+
+    ``file`` may be absolute, relative to the photo root (``album/x.jpg``), or relative to its album
+    (``x.jpg``; only when a single album has such a photo, or when the row names its ``album``). Names
+    are keys (:mod:`iqc_dagster.core.names`: the form the ranked CSV and the review page write, so an
+    escaped ``caf\\xe9.jpg`` matches as written); a name that matches nothing as written is tried once
+    more with backslashes read as folder separators (``album\\x.jpg``). ``album_dirs`` gives the folder
+    of an album that is not ``photo_root/<album>`` (``iqc rank --input-dir`` anywhere), for absolute names.
+    """
+    find = label_matcher(photos, photo_root, album_dirs=album_dirs)
     out, unmatched = {}, []
     for row in labels:
-        name = str(row["file"]).replace("\\", "/")
+        name = str(row["file"])
         album = row.get("album")
-        key = None
-        if album is not None:
-            key = (album, name) if (album, name) in known else None
-        elif os.path.isabs(name):
-            key = by_abs.get(str(Path(name).resolve()))
-        else:
-            key = by_rel.get(name.removeprefix("./"))
-            if key is None:
-                cands = by_inner.get(name.removeprefix("./"), [])
-                key = cands[0] if len(cands) == 1 else None
+        key = find(name, album)
         if key is None:
             unmatched.append(name)
         else:
@@ -312,5 +365,5 @@ def collect_ratings(photos: Iterable[tuple[str, str]], photo_root: str | os.Path
 
 
 __all__ = ["LabelsError", "Rating", "collect_ratings", "embedded_xmp_rating", "exif_rating", "file_rating",
-           "match_labels", "parse_pick", "parse_xmp_rating", "percent_to_stars", "read_labels_csv",
+           "label_matcher", "match_labels", "parse_pick", "parse_xmp_rating", "percent_to_stars", "read_labels_csv",
            "sidecar_paths", "sidecar_rating"]

@@ -9,7 +9,8 @@ Written to ``<output_dir>/reports/<album>/`` (:func:`report_folder`):
   Self-contained: the script and styles (``report_assets/``, shipped in the package) are inlined; the
   photos' data is JSON escaped by :func:`json_for_script`, rendered with ``textContent`` only;
 * ``thumbs/<id>.jpg`` and ``large/<id>.jpg`` — per photo a gallery thumbnail and a large-view copy,
-  both reduced from one decode (:func:`write_media`), reused while the photo is unchanged;
+  both reduced from one decode (:func:`write_media`), reused while the photo is unchanged; missing ones
+  are made again on the next write, also when the report is otherwise reused (:func:`media_status`);
 * ``hist_<score>.png`` — one histogram per score column (``final_score``, ``aesthetic``, every
   ``*_norm`` with at least one value);
 * ``top.png`` / ``bottom.png`` — the K best and K worst photos, each labelled with rank, score, file
@@ -45,7 +46,7 @@ from iqc_dagster.core import reasons as reasons_mod
 
 DEFAULT_TOP_K = 8
 #: Bump when the report's content or layout changes, so reports made by an older version are rewritten.
-REPORT_VERSION = "report2"
+REPORT_VERSION = "report3"
 THUMB_SIDE = 240  # px, long side of montage thumbnails
 GALLERY_THUMB_SIDE = 480  # px, long side of the gallery thumbnails (thumbs/*.jpg)
 LARGE_SIDE = 1600  # px, long side of the large-view copies (large/*.jpg)
@@ -61,6 +62,8 @@ class ReportFiles:
     top: Path
     bottom: Path
     histograms: dict[str, Path] = field(default_factory=dict)
+    #: thumbs/ and large/ files the reused page showed that were gone, so the report was rewritten
+    media_restored: int = 0
 
     def all(self) -> list[Path]:
         return [self.index, self.top, self.bottom, *self.histograms.values()]
@@ -483,6 +486,84 @@ def _asset(name: str) -> str:
     return (Path(__file__).with_name("report_assets") / name).read_text(encoding="utf-8")
 
 
+_PAGE_DATA = re.compile(r'<script type="application/json" id="iqc-data">(.*?)</script>', re.S)
+
+
+def page_data(folder: str | os.PathLike) -> dict | None:
+    """The data the review page in ``folder`` shows (the JSON :func:`write_report` put in it); None when
+    there is no page or it is not one this version of iqc wrote."""
+    import json
+
+    try:
+        text = (Path(folder) / "index.html").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    m = _PAGE_DATA.search(text)
+    if not m:
+        return None
+    try:
+        data = json.loads(m.group(1))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("photos"), list) else None
+
+
+@dataclass
+class MediaStatus:
+    """Whether every photo on a review page has its files (:func:`media_status`)."""
+
+    n_photos: int  # photos on the page
+    missing: list[str] = field(default_factory=list)  # thumbs/<id>.jpg, large/<id>.jpg the page shows, not there
+    photos_missing: list[str] = field(default_factory=list)  # the photos (display names) those belong to
+    placeholders: list[str] = field(default_factory=list)  # photos shown grey: no thumbnail was made
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.placeholders
+
+
+def media_status(folder: str | os.PathLike) -> MediaStatus | None:
+    """Which ``thumbs/`` and ``large/`` files of the review page in ``folder`` are missing, and which
+    photos it shows without any (grey placeholder: unreadable when the report was written); None when
+    there is no readable page."""
+    folder = Path(folder)
+    data = page_data(folder)
+    if data is None:
+        return None
+    out = MediaStatus(n_photos=len(data["photos"]))
+    for rec in data["photos"]:
+        if not isinstance(rec, dict):
+            continue
+        refs = [rec.get("t"), rec.get("l")]
+        if not all(isinstance(r, str) and r for r in refs):
+            out.placeholders.append(str(rec.get("file", "")))
+            continue
+        gone = [r for r in refs if not (folder / r).is_file()]
+        if gone:
+            out.missing += gone
+            out.photos_missing.append(str(rec.get("file", "")))
+    return out
+
+
+def media_problems(status: MediaStatus, n_ranked: int | None = None, shown: int = 3) -> list[str]:
+    """One line per problem of a page's media (:func:`media_status`), for a check; empty when complete."""
+    from iqc_dagster.core import names
+
+    def eg(items: list[str]) -> str:
+        return ", ".join(names.display(x) for x in items[:shown]) + (", ..." if len(items) > shown else "")
+
+    out = []
+    if status.missing:
+        out.append(f"{len(status.photos_missing)} of {status.n_photos} photo(s) on the page miss "
+                   f"{len(status.missing)} thumbs/ or large/ file(s) (e.g. {eg(status.missing)})")
+    if status.placeholders:
+        out.append(f"{len(status.placeholders)} photo(s) shown without a thumbnail (unreadable when the "
+                   f"report was written: {eg(status.placeholders)})")
+    if n_ranked is not None and status.n_photos != n_ranked:
+        out.append(f"the page shows {status.n_photos} photo(s), the ranked CSV has {n_ranked}")
+    return out
+
+
 def existing_report(folder: str | os.PathLike) -> ReportFiles | None:
     """The report already in ``folder`` (index.html, montages, histograms), or None if incomplete."""
     folder = Path(folder)
@@ -576,7 +657,8 @@ near-duplicate groups or bursts; written {_e(stamp)} by iqc. Photos are never mo
 </div>
 <div class="keys muted">Keys: arrows move &middot; P pick &middot; X reject &middot; 1-5 stars, 0 clears &middot;
 Space/Enter large view &middot; C mark, then C on another photo compares the two &middot; Esc closes.
-Then <code>iqc tune --labels &lt;exported CSV&gt;</code> and re-rank.</div>
+Then <code>iqc export xmp --labels &lt;exported CSV&gt;</code> (your decisions into the sidecars your photo
+manager reads) and <code>iqc tune</code>, or <code>iqc tune --labels &lt;exported CSV&gt;</code>; then re-rank.</div>
 </header>
 <main>{note_html}<div id="grid"></div></main>
 <div id="overlay"><div id="ovbody"></div><div id="ovhint">Esc, Space or a click closes; arrows step through the photos; P / X / 1-5 decide.</div></div>
@@ -602,6 +684,9 @@ def write_report_if_changed(ranked: pd.DataFrame, folder: str | os.PathLike, *, 
 
     The report is a pure function of the ranked CSV (``source``, its bytes), the notes and the unreadable
     count; a stamp beside it records their digest, so an unchanged album re-run keeps the files on disk.
+    A reused page whose ``thumbs/`` or ``large/`` files are gone (a deleted folder, a deleted file) is
+    written again: the files still there are kept, the missing ones made again from one decode per photo
+    (:func:`write_media`); ``files.media_restored`` counts them.
     """
     import hashlib
     import json
@@ -610,8 +695,13 @@ def write_report_if_changed(ranked: pd.DataFrame, folder: str | os.PathLike, *, 
     source_id = hashlib.sha1(source + json.dumps([notes, n_unreadable, REPORT_VERSION]).encode()).hexdigest()
     stamp = folder / ".iqc-source"
     files = existing_report(folder)
+    restored = 0
     if files is not None and stamp.is_file() and stamp.read_text().strip() == source_id:
-        return files, True
+        status = media_status(folder)
+        if status is not None and not status.missing:
+            return files, True
+        restored = len(status.missing) if status is not None else 0
     files = write_report(ranked, folder, album=album, metrics=metrics, notes=notes)
+    files.media_restored = restored
     write_atomic(stamp, source_id.encode())
     return files, False

@@ -24,6 +24,14 @@ recorded in ``iqc:rating`` is the user's: it is kept unless :attr:`Policy.overwr
 for ``xmp:Label`` and ``iqc:label``). :mod:`iqc_dagster.core.ratings` uses the same record the other
 way: a rating equal to ``iqc:rating`` is iqc's, not a judgement to learn from.
 
+**The user's review decisions** (:func:`read_decisions`: the review page's labels CSV, ``iqc export xmp
+--labels``) are the user's newest word: a decision replaces iqc's suggestion, an unrated sidecar and an
+earlier review decision (``xmp:Rating`` still equal to ``iqc:reviewRating``); a differing rating set
+elsewhere is kept unless :attr:`Policy.overwrite_ratings` (a conflict, counted). A rating written from a
+decision records no ``iqc:rating`` but ``iqc:ratingSource`` = ``review`` (and ``reviewRating``,
+``decision``, ``suggestedRating``), so :mod:`iqc_dagster.core.ratings` reads it as the user's: ``iqc
+tune`` learns it even when it equals iqc's suggestion.
+
 **Merging** (:func:`merge`): the sidecar is parsed and re-serialised by exiv2 (libexiv2 with Adobe's
 XMP toolkit): every other property, namespace, structure and history entry keeps its value exactly
 (white space and attribute order may change). A sidecar that does not parse is never touched. Nothing
@@ -69,7 +77,7 @@ class XmpError(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
-    """How a ranked photo becomes stars, a colour label and keywords (documented in docs/xmp.md)."""
+    """How a ranked photo becomes stars, a colour label and keywords (documented in docs/workflow.md)."""
 
     top_share: float = 0.2  # best-in-group photos ranked in this top fraction of the album are picks
     ratings: Mapping[str, int] = field(default_factory=lambda: {"pick": 4, "keep": 3, "duplicate": 2, "reject": 1})
@@ -194,11 +202,16 @@ class Entry:
     label: str
     keywords: tuple[str, ...]  # leaves, without the iqc/ root
     record: Mapping[str, str]  # iqc: namespace properties (besides rating/label)
+    decision: str | None = None  # the user's review decision ("pick", "reject", "stars"): ``rating`` is it
+    suggested: int | None = None  # with a decision: the rating iqc itself would have written (its class's)
 
 
-def plan(ranked: Iterable[Mapping], policy: Policy, album: str = "") -> list[Entry]:
+def plan(ranked: Iterable[Mapping], policy: Policy, album: str = "",
+         decisions: Mapping[str, Decision] | None = None) -> list[Entry]:
     """One :class:`Entry` per ranked row, and one per RAW + JPEG companion (``companions`` column, the
-    same values)."""
+    same values). ``decisions`` (album-relative file key -> :class:`Decision`, from
+    :func:`read_decisions`): the user's review decisions, which become the entries' ratings."""
+    decisions = decisions or {}
     rows = list(ranked)
     n = len(rows)
     out = []
@@ -214,10 +227,119 @@ def plan(ranked: Iterable[Mapping], policy: Policy, album: str = "") -> list[Ent
         }
         record = {k: v for k, v in record.items() if v != ""}
         files = [_s(row, "file")] + [c for c in _s(row, "companions").split(";") if c]
+        decision = next((decisions[f] for f in files if f in decisions), None)
         for f in files:
-            out.append(Entry(file=f, cls=cls, rating=policy.rating_of(cls), label=policy.labels.get(cls, "") or "",
-                             keywords=tuple(keyword_leaves(row, cls)), record=dict(record)))
+            rating, suggested = policy.rating_of(cls), None
+            if decision is not None:
+                rating, suggested = decision.rating(policy), rating
+            out.append(Entry(file=f, cls=cls, rating=rating, label=policy.labels.get(cls, "") or "",
+                             keywords=tuple(keyword_leaves(row, cls)), record=dict(record),
+                             decision=decision.kind if decision else None, suggested=suggested))
     return out
+
+
+# --- the user's review decisions (a labels CSV) ---------------------------------------------------------
+
+#: ``iqc:ratingSource`` of a ``xmp:Rating`` written from the user's review decisions (``--labels``).
+REVIEW_SOURCE = "review"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One photo's decision from the review page's labels CSV: ``pick``, ``reject`` or ``stars``."""
+
+    kind: str
+    stars: int | None = None  # kind "stars": 1..5
+
+    def rating(self, policy: Policy) -> int:
+        """The ``xmp:Rating`` it becomes: stars as given, a pick or a reject through the policy's mapping
+        (pick 4, reject 1 or -1 with ``reject_flag``)."""
+        return int(self.stars) if self.kind == "stars" else policy.rating_of(self.kind)
+
+    def describe(self) -> str:
+        return f"{self.stars} star(s)" if self.kind == "stars" else self.kind
+
+
+@dataclass
+class Decisions:
+    """A labels CSV matched to one album's ranked photos (:func:`read_decisions`)."""
+
+    by_file: dict[str, Decision] = field(default_factory=dict)  # the ranked row's ``file`` key -> decision
+    n_rows: int = 0  # rows with a file name
+    n_matched: int = 0  # ranked photos with a decision
+    n_undecided: int = 0  # ranked photos named with "no decision" (pick 0 / rating 0)
+    unmatched: list[str] = field(default_factory=list)  # names of rows that match no ranked photo
+
+
+def decision_of(row: Mapping, where: str) -> Decision | None:
+    """The decision of one :func:`ratings.read_labels_csv` row; None for "no decision" (0). A rating
+    that is not a star rating raises :class:`ratings.LabelsError` (``where`` names the file and line)."""
+    value = float(row["rating"])
+    if value == 0:
+        return None
+    if row.get("kind") == "pick":
+        return Decision("pick") if value > 0 else Decision("reject")
+    if value == -1:
+        return Decision("reject")
+    if value.is_integer() and 1 <= value <= 5:
+        return Decision("stars", int(value))
+    raise ratings.LabelsError(f"{where}: rating {_fmt(value)} for {names.display(row['file'])} is not a star "
+                              f"rating (1-5, -1 for a reject, 0 or empty for no decision)")
+
+
+def read_decisions(labels_csv: str | os.PathLike, ranked: Iterable[Mapping], *, album: str,
+                   album_dir: str | os.PathLike) -> Decisions:
+    """The user's decisions in a labels CSV (the review page's ``file,rating`` or ``file,pick`` export),
+    matched to the ranked photos of ``album`` the way :func:`ratings.match_labels` matches them for
+    ``iqc tune --labels`` (absolute path, ``album/photo.jpg`` or ``photo.jpg``; a RAW + JPEG companion
+    names its shot). The last row for a photo wins.
+
+    Raises :class:`ratings.LabelsError` (one line) for a CSV that cannot be read, a rating that is not a
+    star rating, or rows of which none names a photo of the album (the wrong album's CSV)."""
+    rows = ratings.read_labels_csv(labels_csv)
+    files: dict[str, list[str]] = {}  # ranked file -> it and its companions
+    for r in ranked:
+        main = _s(r, "file")
+        if main:
+            files[main] = [main] + [c for c in _s(r, "companions").split(";") if c]
+    owner = {main: main for main in files}  # a file named in a labels row -> the ranked row it belongs to
+    for main, fs in files.items():
+        for companion in fs[1:]:
+            owner.setdefault(companion, main)
+    find = ratings.label_matcher([(album, f) for f in owner], Path(album_dir).parent,
+                                 album_dirs={album: album_dir})
+    out = Decisions(n_rows=len(rows))
+    undecided: set[str] = set()
+    for row in rows:
+        key = find(row["file"], row.get("album"))
+        if key is None:
+            out.unmatched.append(str(row["file"]))
+            continue
+        decision = decision_of(row, f"{labels_csv}:{row.get('line', '?')}")
+        main = owner[key[1]]
+        if decision is None:
+            out.by_file.pop(main, None)
+            undecided.add(main)
+        else:
+            out.by_file[main] = decision
+            undecided.discard(main)
+    out.n_matched, out.n_undecided = len(out.by_file), len(undecided)
+    if rows and len(out.unmatched) == len(rows):
+        raise ratings.LabelsError(
+            f"labels CSV {labels_csv}: none of its {len(rows)} row(s) names a ranked photo of album "
+            f"{names.display(album)} (e.g. {names.display(rows[0]['file'])}); 'file' must be the photo's "
+            f"absolute path, {names.display(album)}/photo.jpg or photo.jpg")
+    return out
+
+
+def unmatched_note(labels_csv, decisions: Decisions, album: str, shown: int = 3) -> str | None:
+    """One line for the rows of a labels CSV that matched no ranked photo (None when all matched)."""
+    n = len(decisions.unmatched)
+    if not n:
+        return None
+    eg = ", ".join(names.display(x) for x in decisions.unmatched[:shown]) + (", ..." if n > shown else "")
+    return (f"labels CSV {labels_csv}: {n} of {decisions.n_rows} row(s) matched no ranked photo of album "
+            f"{names.display(album)} and were not used (e.g. {eg})")
 
 
 def _fmt(x: float | None) -> str:
@@ -355,6 +477,8 @@ class MergeResult:
     data: bytes  # the new sidecar
     changes: list[str]  # what changed, for logs and --dry-run ("rating 4", "kept your rating 5", ...)
     changed: bool
+    decision_applied: bool = False  # xmp:Rating is the entry's review decision
+    conflict: bool = False  # the review decision met a differing rating the user set elsewhere
 
 
 def merge(existing: bytes | None, entry: Entry, policy: Policy, *, now: dt.datetime | None = None) -> MergeResult:
@@ -369,12 +493,38 @@ def merge(existing: bytes | None, entry: Entry, policy: Policy, *, now: dt.datet
         # rating: the user's own rating (not 0 and not the one iqc recorded) wins unless overwriting
         cur, rec = _get(xd, "Xmp.xmp.Rating"), _get(xd, iq + "rating")
         cur_v, rec_v = _rating_value(cur), _rating_value(rec)
+        rev_v = _rating_value(_get(xd, iq + "reviewRating"))
         users = cur_v is not None and cur_v != 0 and (rec_v is None or cur_v != rec_v)
-        if users and not policy.overwrite_ratings:
+        applied = conflict = False
+        if entry.decision is not None:
+            # the user's review decision: it replaces iqc's suggestion, an unrated photo and an earlier
+            # review decision iqc wrote (xmp:Rating still iqc:reviewRating); a differing rating set
+            # elsewhere is a conflict, kept unless overwriting
+            older = users and not (rev_v is not None and cur_v == rev_v) and cur_v != entry.rating
+            conflict = older
+            what = "your review decision: " + (f"{entry.rating} star(s)" if entry.decision == "stars"
+                                               else entry.decision)
+            if older and not policy.overwrite_ratings:
+                notes.append(f"kept your rating {cur} ({what} would give {entry.rating}; "
+                             f"--overwrite-ratings applies it)")
+            else:
+                applied = True
+                _set(xd, "Xmp.xmp.Rating", str(entry.rating))
+                _set(xd, iq + "rating", None)  # no iqc suggestion recorded: iqc tune learns this rating
+                _set(xd, iq + "ratingSource", REVIEW_SOURCE)
+                _set(xd, iq + "reviewRating", str(entry.rating))
+                _set(xd, iq + "decision", entry.decision)
+                _set(xd, iq + "suggestedRating", None if entry.suggested is None else str(entry.suggested))
+                if cur != str(entry.rating):
+                    notes.append(f"rating {cur or 'none'} -> {entry.rating} ({what}"
+                                 f"{', replacing your rating' if older else ''})")
+        elif users and not policy.overwrite_ratings:
             notes.append(f"kept your rating {cur}")
         else:
             _set(xd, "Xmp.xmp.Rating", str(entry.rating))
             _set(xd, iq + "rating", str(entry.rating))
+            for k in _REVIEW_KEYS:  # iqc's own suggestion now: no review decision behind it
+                _set(xd, iq + k, None)
             if cur != str(entry.rating):
                 notes.append(f"rating {cur or 'none'} -> {entry.rating}")
 
@@ -412,7 +562,11 @@ def merge(existing: bytes | None, entry: Entry, policy: Policy, *, now: dt.datet
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + text.rstrip() + "\n").encode("utf-8")
     if changed and not notes:
         notes.append("iqc values updated")
-    return MergeResult(data=data, changes=notes, changed=changed)
+    return MergeResult(data=data, changes=notes, changed=changed, decision_applied=applied, conflict=conflict)
+
+
+#: The ``iqc:`` properties that say a rating came from the user's review decisions.
+_REVIEW_KEYS = ("ratingSource", "reviewRating", "decision", "suggestedRating")
 
 
 def _snapshot(xd) -> list[tuple[str, str]]:
@@ -430,22 +584,28 @@ class ExportSummary:
     kept_user_ratings: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (photo key, reason)
     by_class: dict[str, int] = field(default_factory=dict)
+    decisions_applied: int = 0  # sidecars whose xmp:Rating is the user's review decision
+    decision_conflicts: int = 0  # sidecars where a decision met a differing rating set elsewhere
+    conflicts_kept: int = 0  # ... of which the sidecar's rating was kept (no --overwrite-ratings)
 
 
 def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Policy, *, album: str = "",
            style: str = "ext", dest: str | os.PathLike | None = None, dry_run: bool = False,
-           log: Callable[[str], None] | None = None, now: dt.datetime | None = None) -> ExportSummary:
+           log: Callable[[str], None] | None = None, now: dt.datetime | None = None,
+           decisions: Mapping[str, Decision] | None = None) -> ExportSummary:
     """Write (or with ``dry_run`` only describe) the sidecars of every ranked photo of one album.
 
     ``album_dir``: the album folder; ``dest``: a folder to mirror the sidecars into instead (the
-    album-relative layout kept). One sidecar that cannot be edited is reported and the others go on.
+    album-relative layout kept); ``decisions``: the user's review decisions (:func:`read_decisions`),
+    written as the ratings of their photos. One sidecar that cannot be edited is reported and the
+    others go on.
     """
     folder = Path(album_dir)
     dest_dir = Path(dest) if dest is not None else None
     log = log or (lambda _m: None)
     summary = ExportSummary()
     done: set[Path] = set()
-    for entry in plan(ranked, policy, album):
+    for entry in plan(ranked, policy, album, decisions):
         summary.by_class[entry.cls] = summary.by_class.get(entry.cls, 0) + 1
         real = names.from_key(entry.file)
         photo = folder / real
@@ -470,6 +630,9 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
             continue
         if any(n.startswith("kept your rating") for n in result.changes):
             summary.kept_user_ratings += 1
+        summary.decisions_applied += result.decision_applied
+        summary.decision_conflicts += result.conflict
+        summary.conflicts_kept += result.conflict and not result.decision_applied
         shown = names.display(names.to_key(str(target)))
         if not result.changed and read_from == target:
             summary.unchanged.append(shown)
@@ -486,6 +649,6 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
     return summary
 
 
-__all__ = ["CLASSES", "Entry", "ExportSummary", "IQC_NS", "LABEL_COLOURS", "MergeResult", "Policy", "STYLES",
-           "XmpError", "classify", "export", "keyword_leaves", "merge", "plan", "sidecar_paths",
-           "sidecar_target", "technical_faults"]
+__all__ = ["CLASSES", "Decision", "Decisions", "Entry", "ExportSummary", "IQC_NS", "LABEL_COLOURS", "MergeResult", "Policy", "STYLES",
+           "REVIEW_SOURCE", "XmpError", "classify", "decision_of", "export", "keyword_leaves", "merge", "plan", "read_decisions",
+           "sidecar_paths", "sidecar_target", "technical_faults", "unmatched_note"]

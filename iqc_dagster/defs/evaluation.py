@@ -16,8 +16,9 @@ from iqc_dagster.defs.resources import IQCSettings, db
 
 REPORT_CHECK = dg.AssetCheckSpec(
     "report_is_complete", asset=keys.EVALUATION_REPORT,
-    description="The report folder holds index.html, the montages and one histogram per score, and the "
-                "stored metrics match the ranked CSV.")
+    description="The report folder holds index.html, the montages and one histogram per score; every photo "
+                "on the review page has its thumbs/ and large/ file and the page shows every ranked photo; "
+                "the stored metrics match the ranked CSV.")
 
 
 @dg.asset(
@@ -44,9 +45,12 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
                                                    notes=notes, n_unreadable=n_unreadable)
     with db(duckdb) as conn:
         store.save_album_metrics(conn, album, m, str(files.index))
+    if files.media_restored:
+        context.log.warning(f"{album}: {files.media_restored} thumbnail/large-view file(s) of the report were "
+                            f"missing: made again")
     context.log.info(f"{album}: report {'unchanged' if reused else 'written'} -> {files.index}; metrics {m}")
     return dg.MaterializeResult(metadata={
-        "reused": reused,
+        "reused": reused, "media_restored": files.media_restored,
         **{k: v for k, v in m.items() if v is not None},
         "report": dg.MetadataValue.path(str(files.index.resolve())),
         "review_page": dg.MetadataValue.url(files.index.resolve().as_uri()),
@@ -61,5 +65,15 @@ def _report_check(folder, ranked: pd.DataFrame, m: dict) -> dg.AssetCheckResult:
     problems += [f"missing hist_{c}.png" for c in report.score_columns(ranked) if not (folder / f"hist_{c}.png").is_file()]
     if m.get("n_ranked") != len(ranked):
         problems.append(f"stored n_ranked {m.get('n_ranked')} != {len(ranked)} CSV rows")
+    media = report.media_status(folder)
+    if media is None:
+        if (folder / "index.html").is_file():
+            problems.append("index.html holds no review page data")
+    else:
+        problems += report.media_problems(media, len(ranked))
     return dg.AssetCheckResult(check_name=REPORT_CHECK.name, passed=not problems,
-                               severity=dg.AssetCheckSeverity.WARN, metadata={"problems": "; ".join(problems)})
+                               severity=dg.AssetCheckSeverity.WARN, metadata={
+                                   "problems": "; ".join(problems),
+                                   "n_media_missing": len(media.missing) if media else 0,
+                                   "n_photos_without_media": (len(media.photos_missing) + len(media.placeholders)
+                                                              if media else 0)})
