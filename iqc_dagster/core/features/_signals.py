@@ -19,9 +19,12 @@ _IMMERKAER_NORM2 = float((IMMERKAER ** 2).sum())  # 36: E[(M*n)^2] = 36 sigma^2 
 
 #: Side, in pixels of the decoded image, of the tiles the noise is estimated on.
 NOISE_TILE = 32
-#: Scales the noise is estimated at: the fine image and its 2 x 2 box average (a third octave reads
-#: clean grass as sigma 30: texture at that scale looks like noise).
-NOISE_OCTAVES = 2
+#: Share of tiles, the quietest, whose median makes the estimate (1: all tiles).
+NOISE_FLAT_SHARE = 0.5
+#: E[|x| over the lower half of |x|] / sigma for Gaussian x: 4 (phi(0) - phi(0.6745)) = 0.3247.
+_LOWER_HALF_MEAN = 0.3247
+#: Variance (grey levels squared) of the rounding to 8 bits that every clean file carries (1/12).
+QUANTISATION_VAR = 1.0 / 12.0
 
 
 def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
@@ -34,69 +37,59 @@ def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
     return cv2.resize(a, (tw, th), interpolation=cv2.INTER_AREA)
 
 
-#: Share of tiles, the flattest at the coarser scale, whose median makes the estimate (1: all tiles).
-NOISE_FLAT_SHARE = 0.5
+def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
+    """Robust noise sigma (8-bit grey levels) of each ``tile`` x ``tile`` tile of ``gray``, flattened.
+
+    Immerkær's residual (a difference of Laplacians, blind to planes and mostly to edges; CVIU 64(2),
+    1996) has sigma ``6 sigma_n`` for white noise. Per tile its scale is read robustly: the mean of the
+    smaller half of ``|residual|`` divided by its Gaussian value (0.3247 sigma), the idea of Donoho &
+    Johnstone's median absolute deviation (Biometrika 81(3), 1994) without the integer steps a median
+    of an 8-bit residual takes. Edges and sparse texture fall in the larger half and do not count.
+    """
+    r = cv2.filter2D(np.asarray(gray, np.float32), -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    h, w = r.shape
+    if min(h, w) < tile:
+        tile = max(4, min(h, w))
+    th, tw = h // tile, w // tile
+    a = np.abs(r[:th * tile, :tw * tile]).reshape(th, tile, tw, tile).transpose(0, 2, 1, 3)
+    a = a.reshape(th * tw, tile * tile)
+    k = a.shape[1] // 2
+    lower = np.partition(a, k - 1, axis=1)[:, :k].mean(axis=1)
+    return lower / _LOWER_HALF_MEAN / math.sqrt(_IMMERKAER_NORM2)
 
 
 def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
-    """Standard deviation (8-bit grey levels) of white noise in ``gray``, blind to fine texture.
+    """Standard deviation (8-bit grey levels) of the noise in ``gray``, robust to edges and sparse texture.
 
-    Immerkær's residual (CVIU 1996) measures noise plus fine texture. Natural images are statistically
-    scale invariant (Field 1987; Ruderman 1994), so their residual power is about the same after a 2x
-    reduction, whereas white noise loses 3/4 of its power (the mean of 4 pixels has a quarter of the
-    variance). Per tile: ``n^2 = (R1 - R2) / (3/4)`` with ``R1``, ``R2`` the residual powers at full
-    and half resolution, floored at 0; the median over tiles is robust to a few odd tiles. This is the
-    scale-invariance idea of Zoran & Weiss, "Scale invariance and noise in natural images", ICCV 2009,
-    with Immerkær's mask as the band-pass filter.
+    The median of :func:`tile_noise_sigmas` over the quietest ``NOISE_FLAT_SHARE`` of the tiles (noise is
+    everywhere, structure is not), less the 8-bit rounding every file carries (in quadrature), so a clean
+    photo reads about 0. Measured on pixels no interpolation has touched (a resize colours the noise).
 
-    Measured at the decoded resolution (no resampling, which would colour the noise). Noise that is
-    already spatially correlated (heavy in-camera noise reduction) is under-estimated.
+    Why not a scale-invariance test (Zoran & Weiss, ICCV 2009, the estimator before ``mad1``): it cancels
+    noise that is correlated over neighbouring pixels together with the texture it is meant to ignore,
+    and camera noise after demosaicing and noise reduction is correlated (docs/ranking.md, "Noise").
+    Limit: texture dense at the pixel scale everywhere in the frame (grass, foliage, gravel seen whole in
+    a small file) reads as some noise.
     """
-    g = np.asarray(gray, np.float32)
-    h, w = g.shape
-    h2, w2 = (h // 2) * 2, (w // 2) * 2
-    if h2 < 8 or w2 < 8:
+    g = np.asarray(gray)
+    if min(g.shape[:2]) < 8:
         return 0.0
-    g = g[:h2, :w2]
-    r1 = cv2.filter2D(g, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
-    half = cv2.resize(g, (w2 // 2, h2 // 2), interpolation=cv2.INTER_AREA)
-    r2 = cv2.filter2D(half, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
-    tile = NOISE_TILE if min(h2, w2) >= 2 * NOISE_TILE else max(4, (min(h2, w2) // 2) // 2 * 2)
-    p1 = tile_means(cv2.multiply(r1, r1), tile)
-    p2 = tile_means(cv2.multiply(r2, r2), tile // 2)
-    th, tw = min(p1.shape[0], p2.shape[0]), min(p1.shape[1], p2.shape[1])
-    p1, p2 = p1[:th, :tw].ravel(), p2[:th, :tw].ravel()
-    n2 = np.maximum(0.0, (p1 - p2) / 0.75) / _IMMERKAER_NORM2
+    s = tile_noise_sigmas(g)
     share = NOISE_FLAT_SHARE if flat_share is None else flat_share
-    if share < 1.0 and n2.size > 4:
-        k = max(4, int(round(share * n2.size)))
-        n2 = n2[np.argpartition(p2, k - 1)[:k]]
-    return float(math.sqrt(float(np.median(n2))))
+    if share < 1.0 and s.size > 4:
+        k = max(4, int(round(share * s.size)))
+        s = np.partition(s, k - 1)[:k]
+    return float(math.sqrt(max(0.0, float(np.median(s)) ** 2 - QUANTISATION_VAR)))
 
 
 def cached_noise_sigma(decoded) -> float:
-    """Noise sigma of ``decoded.fine_gray`` (pixels no interpolation touched), in fine-image grey levels
-    as white noise would read there; once per photo.
-
-    ``NOISE_OCTAVES`` scales: the fine image itself and its exact 2 x 2 box average. White noise
-    reads the same on each once the reduced figure is multiplied by the box side (averaging 4 pixels
-    halves sigma); noise that demosaicing or in-camera noise reduction has correlated over neighbouring
-    pixels hides from the scale-invariance test at the finest scale (it looks like image structure
-    there) but not an octave or two down, so the largest is kept.
-    """
+    """:func:`noise_sigma` of ``decoded.fine_gray`` (pixels no interpolation touched), in fine-image grey
+    levels; once per photo. A large file's fine image is the source reduced 2-4x by DCT scaling or an
+    exact box average, which also whitens noise that the camera had correlated over a few pixels."""
     key = ("noise_sigma",)
     cache = decoded._cache
     if key not in cache:
-        g = decoded.fine_gray
-        best, k = noise_sigma(g), 1
-        for _ in range(NOISE_OCTAVES - 1):
-            h, w = g.shape
-            if min(h, w) < 4 * NOISE_TILE:
-                break
-            g = cv2.resize(g[:h // 2 * 2, :w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-            k *= 2
-            best = max(best, k * noise_sigma(g))
-        cache[key] = best
+        cache[key] = noise_sigma(decoded.fine_gray)
     return cache[key]
 
 

@@ -1,9 +1,10 @@
-"""Noise: standard deviation of white noise, blind to fine texture (v1).
+"""Noise: standard deviation of the noise, robust to edges and sparse texture (``mad1``).
 
-``noise_sigma`` is in 8-bit grey levels at the decoded resolution, estimated per 32 px tile from how
-Immerkær's residual ("Fast noise variance estimation", CVIU 64(2), 1996) changes under a 2x reduction:
-natural images are scale invariant, white noise is not (Zoran & Weiss, "Scale invariance and noise in
-natural images", ICCV 2009). Grass or gravel, which fool a plain residual, read as clean. See
+``noise_sigma`` is in 8-bit grey levels at a 1024 px view, from ``noise_sigma_fine`` measured on the fine
+image (pixels no interpolation touched): per 32 px tile a robust scale of Immerkær's residual ("Fast
+noise variance estimation", CVIU 64(2), 1996), the mean of its smaller half as in a median absolute
+deviation (Donoho & Johnstone 1994), then the median over the quieter half of the tiles. Noise that
+demosaicing or in-camera noise reduction has correlated over neighbouring pixels still counts. See
 :func:`._signals.noise_sigma`.
 
 Score: ``1 / (1 + (sigma / 6)^2)``: 1.0 for a clean photo, 0.5 at sigma = 6 (PSNR ~33 dB, clearly
@@ -45,8 +46,8 @@ def _score(m):
     return noise_factor(m["noise_sigma"])
 
 
-@register("noise", column="noise_norm", version="zw2", score=_score,
-          description="absence of noise at a 1024 px view (scale-invariance estimate on unresampled pixels)")
+@register("noise", column="noise_norm", version="mad1", score=_score,
+          description="absence of noise at a 1024 px view (robust residual scale on unresampled pixels)")
 def measure(decoded):
     fine = float(_signals.cached_noise_sigma(decoded))
     return {"noise_sigma": view_sigma(fine, decoded.source_long_side, decoded.fine_long_side),

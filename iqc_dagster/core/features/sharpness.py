@@ -14,7 +14,10 @@ resolution):
   Recognition 46(5), 2013; the pre-smoothing is their advice for noisy images.
 * **Noise compensation.** The noise estimate of :mod:`.noise` (sigma at the decoded resolution) is turned
   into the energy it contributes after resizing to 512 px and filtering (:func:`._signals.noise_gain`)
-  and subtracted from each tile's energy.
+  and subtracted from each tile's energy; or, when larger, the energy of the quietest 10% of the tiles
+  (``NOISE_FLOOR_SHARE``): noise is in every tile, whatever its spectrum, while a clean photo's quietest
+  tiles (sky, a wall, a soft background) hold next to nothing. That floor catches noise correlated over
+  neighbouring pixels, which carries more energy in this band than white noise of the same measured sigma.
 * **Subject-aware.** The frame is cut into 32 px tiles; ``detail_subject`` is the mean energy of the
   best 10% of tiles, so a sharp subject on a blurred background scores as sharp (the "clear region"
   idea of Luo & Tang, "Photo and video quality evaluation: focusing on the subject", ECCV 2008).
@@ -41,6 +44,7 @@ LONG_SIDE = 512
 LOG_SIGMA = 1.0  # px at LONG_SIDE
 TILE = 32  # px at LONG_SIDE: a 16 x 16 grid on a square photo
 TOP_SHARE = 0.10  # share of tiles that make the "subject"
+NOISE_FLOOR_SHARE = 0.10  # share of tiles, the quietest, whose energy bounds the noise's share from below
 DETAIL_RANGE = (0.2, 3.0)  # log10(1 + energy): blurred beyond use .. crisp
 
 
@@ -61,7 +65,7 @@ def _score(m):
     return s * (nf if math.isfinite(nf) else 1.0) * (bf if math.isfinite(bf) else 1.0)
 
 
-@register("sharpness", column="sharpness_norm", version="detail4", score=_score,
+@register("sharpness", column="sharpness_norm", version="detail5", score=_score,
           inputs=("noise", "blockiness"),
           description="noise-compensated LoG detail of the best 10% of tiles at 512 px, discounted by noise "
                       "and JPEG blocking")
@@ -72,6 +76,8 @@ def measure(decoded):
     resp = _signals.log_filter(g, LOG_SIGMA)
     energy = _signals.tile_means(cv2.multiply(resp, resp), TILE).ravel()
     noise_energy = sigma_n * sigma_n * _signals.noise_gain(round(scale, 2), LOG_SIGMA)
+    if energy.size >= 1.0 / NOISE_FLOOR_SHARE:
+        noise_energy = max(noise_energy, float(np.quantile(energy, NOISE_FLOOR_SHARE)))
     clean = np.maximum(energy - noise_energy, 0.0)
     k = max(1, int(round(TOP_SHARE * clean.size)))
     top = np.partition(clean, clean.size - k)[-k:]
