@@ -160,6 +160,21 @@ def test_film_grain_does_not_make_a_blurred_copy_win(tmp_path):
         "grace.jpg", "grace_motion1.jpg", "grace_motion2.jpg", "grace_motion3.jpg"]
 
 
+@pytest.mark.parametrize("long_side", [640, 1024])
+def test_clipped_then_darkened_still_reads_as_clipped(tmp_path, long_side):
+    """brushes has a clipped white area; darkened by 1 EV (or flattened) the clip is a pile below 255 with
+    a thin tail of JPEG ringing above it, which must not be taken for the top of the histogram."""
+    img = _at(large_photo("brushes"), long_side)
+    save_jpeg(img, tmp_path / "brushes.jpg", quality=95)
+    save_jpeg(degrade.underexpose(img, 1), tmp_path / "darker.jpg", quality=95)
+    save_jpeg(degrade.reduce_contrast(img, 1), tmp_path / "flatter.jpg", quality=95)
+    r = _rank(tmp_path)
+    assert r.loc["brushes.jpg", "clipped_highlights"] > 0.05
+    for f in ("darker.jpg", "flatter.jpg"):
+        assert r.loc[f, "highlight_pile"] > 0.03, f
+        assert r.loc[f, "final_score"] < r.loc["brushes.jpg", "final_score"], f
+
+
 #: How far the scores of one scene may move between a 3000 px file and its 1024 px downscale.
 SCALE_TOLERANCE = 0.03
 
