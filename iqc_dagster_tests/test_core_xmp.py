@@ -51,6 +51,16 @@ def _row(**kw):
     return row
 
 
+def _ranked_album(tmp_path, n: int = 12):
+    """An album folder "trip" of ``n`` stand-in photo files and its ranked rows, best first."""
+    album = tmp_path / "trip"
+    album.mkdir()
+    files = [f"p{i}.jpg" for i in range(n)]
+    for name in files:
+        (album / name).write_bytes(b"photo")
+    return album, files, [_row(file=name, rank=i + 1, final_score=1 - i / 20) for i, name in enumerate(files)]
+
+
 def test_classes_follow_the_policy():
     p = xmp.Policy()
     assert xmp.classify(_row(), 10, p) == "pick"
@@ -172,12 +182,7 @@ def test_tune_learns_from_the_users_re_rating_not_from_iqcs_export(tmp_path):
 
     from iqc_dagster.core import tuning
 
-    album = tmp_path / "trip"
-    album.mkdir()
-    files = [f"p{i}.jpg" for i in range(12)]
-    for n in files:
-        (album / n).write_bytes(b"photo")
-    rows = [_row(file=n, rank=i + 1, final_score=1 - i / 20) for i, n in enumerate(files)]
+    album, files, rows = _ranked_album(tmp_path)
     xmp.export(rows, album, xmp.Policy())
     scores = pd.DataFrame({"album": "trip", "path": files, "content_hash": files,
                            "sharpness_norm": [i / 12 for i in range(12)], "exposure_norm": 0.5})
@@ -217,12 +222,7 @@ def test_review_decisions_become_ratings_that_tune_learns(tmp_path):
 
     from iqc_dagster.core import tuning
 
-    album = tmp_path / "trip"
-    album.mkdir()
-    files = [f"p{i}.jpg" for i in range(12)]
-    for n in files:
-        (album / n).write_bytes(b"photo")
-    rows = [_row(file=n, rank=i + 1, final_score=1 - i / 20) for i, n in enumerate(files)]
+    album, files, rows = _ranked_album(tmp_path)
     first = xmp.export(rows, album, xmp.Policy())  # iqc's suggestions only: p0-p2 pick (4), others keep (3)
     assert first.by_class == {"pick": 3, "keep": 9}
     photos = [("trip", n) for n in files]
