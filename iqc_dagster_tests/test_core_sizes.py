@@ -175,6 +175,22 @@ def test_clipped_then_darkened_still_reads_as_clipped(tmp_path, long_side):
         assert r.loc[f, "final_score"] < r.loc["brushes.jpg", "final_score"], f
 
 
+@pytest.mark.parametrize("long_side", [1600, 2048])  # its native size is 3088 px
+def test_dense_texture_in_a_camera_sized_file_is_not_read_as_noise(tmp_path, long_side):
+    """A field of flowers (lomiri's `life`) is texture at the pixel scale of its reduced decode: the robust
+    estimate, right for files decoded at full scale, reads it as noise (and would cut its sharpness by a
+    third); a reduced decode uses the texture-blind estimate. (Its limit, documented: white noise added
+    to such a texture is not seen either; smooth areas are where noise shows and is measured.)"""
+    img = _at(large_photo("life"), long_side)
+    clean = save_jpeg(img, tmp_path / "life.jpg", quality=95)
+    d = imaging.decode(clean)
+    assert d.reduction >= 2
+    assert _signals.noise_sigma(d.fine_gray) > 2.0  # what the full-scale estimator would say
+    r = _rank(tmp_path)
+    assert r.loc["life.jpg", "noise_sigma"] < 1.0
+    assert r.loc["life.jpg", "sharpness_norm"] > 0.7  # crisp detail, not discounted as noisy
+
+
 #: How far the scores of one scene may move between a 3000 px file and its 1024 px downscale.
 SCALE_TOLERANCE = 0.03
 

@@ -59,17 +59,18 @@ def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
 
 
 def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
-    """Standard deviation (8-bit grey levels) of the noise in ``gray``, robust to edges and sparse texture.
+    """Standard deviation (8-bit grey levels) of the noise in ``gray``, robust to edges and sparse texture;
+    sees noise correlated over neighbouring pixels (the estimate for pixels decoded at full scale).
 
     The median of :func:`tile_noise_sigmas` over the quietest ``NOISE_FLAT_SHARE`` of the tiles (noise is
     everywhere, structure is not), less the 8-bit rounding every file carries (in quadrature), so a clean
     photo reads about 0. Measured on pixels no interpolation has touched (a resize colours the noise).
 
-    Why not a scale-invariance test (Zoran & Weiss, ICCV 2009, the estimator before ``mad1``): it cancels
-    noise that is correlated over neighbouring pixels together with the texture it is meant to ignore,
-    and camera noise after demosaicing and noise reduction is correlated (docs/ranking.md, "Noise").
-    Limit: texture dense at the pixel scale everywhere in the frame (grass, foliage, gravel seen whole in
-    a small file) reads as some noise.
+    Why not :func:`scale_invariant_sigma` here: it cancels noise that is correlated over neighbouring
+    pixels together with the texture it is meant to ignore, and camera noise after demosaicing and noise
+    reduction, or film grain, is correlated at full scale (docs/ranking.md, "Noise"). Limit: texture dense
+    at the pixel scale everywhere in the frame (grass, foliage, gravel seen whole in a small file) reads
+    as some noise.
     """
     g = np.asarray(gray)
     if min(g.shape[:2]) < 8:
@@ -82,14 +83,65 @@ def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
     return float(math.sqrt(max(0.0, float(np.median(s)) ** 2 - QUANTISATION_VAR)))
 
 
+def scale_invariant_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
+    """Standard deviation (8-bit grey levels) of *white* noise in ``gray``, blind to fine texture.
+
+    Immerkær's residual measures noise plus fine texture. Natural images are statistically scale
+    invariant (Field 1987; Ruderman 1994), so their residual power is about the same after a 2x
+    reduction, whereas white noise loses 3/4 of its power (the mean of 4 pixels has a quarter of the
+    variance). Per tile: ``n^2 = (R1 - R2) / (3/4)`` with ``R1``, ``R2`` the residual powers at full
+    and half resolution, floored at 0; the median over the flattest ``NOISE_FLAT_SHARE`` of the tiles
+    (lowest half-resolution residual). The scale-invariance idea of Zoran & Weiss, "Scale invariance and
+    noise in natural images", ICCV 2009, with Immerkær's mask as the band-pass filter. Noise already
+    correlated over neighbouring pixels is under-estimated (it survives the reduction like texture).
+    """
+    g = np.asarray(gray, np.float32)
+    h, w = g.shape
+    h2, w2 = (h // 2) * 2, (w // 2) * 2
+    if h2 < 8 or w2 < 8:
+        return 0.0
+    g = g[:h2, :w2]
+    r1 = cv2.filter2D(g, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    half = cv2.resize(g, (w2 // 2, h2 // 2), interpolation=cv2.INTER_AREA)
+    r2 = cv2.filter2D(half, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    tile = NOISE_TILE if min(h2, w2) >= 2 * NOISE_TILE else max(4, (min(h2, w2) // 2) // 2 * 2)
+    p1 = tile_means(cv2.multiply(r1, r1), tile)
+    p2 = tile_means(cv2.multiply(r2, r2), tile // 2)
+    th, tw = min(p1.shape[0], p2.shape[0]), min(p1.shape[1], p2.shape[1])
+    p1, p2 = p1[:th, :tw].ravel(), p2[:th, :tw].ravel()
+    n2 = np.maximum(0.0, (p1 - p2) / 0.75) / _IMMERKAER_NORM2
+    share = NOISE_FLAT_SHARE if flat_share is None else flat_share
+    if share < 1.0 and n2.size > 4:
+        k = max(4, int(round(share * n2.size)))
+        n2 = n2[np.argpartition(p2, k - 1)[:k]]
+    return float(math.sqrt(float(np.median(n2))))
+
+
 def cached_noise_sigma(decoded) -> float:
-    """:func:`noise_sigma` of ``decoded.fine_gray`` (pixels no interpolation touched), in fine-image grey
-    levels; once per photo. A large file's fine image is the source reduced 2-4x by DCT scaling or an
-    exact box average, which also whitens noise that the camera had correlated over a few pixels."""
+    """Noise sigma of ``decoded.fine_gray`` (pixels no interpolation touched), in fine-image grey levels
+    as white noise would read there; once per photo. The estimator depends on how the fine image was made:
+
+    * **decoded at full scale** (``reduction`` 1: files up to 1535 px): :func:`noise_sigma`, which sees
+      noise that demosaicing, in-camera noise reduction or film grain has correlated over neighbouring
+      pixels (at full scale such noise looks like image structure to a scale-invariance test);
+    * **reduced 2-4x** (DCT scaling or an exact box average: camera-sized files): each fine pixel averages
+      2 x 2 or 4 x 4 source pixels, which whitens that noise, so the texture-blind
+      :func:`scale_invariant_sigma` applies, on the fine image and on its 2 x 2 box average (x2), the
+      larger kept. The robust estimate would read dense texture (foliage, a field of flowers) as noise.
+    """
     key = ("noise_sigma",)
     cache = decoded._cache
     if key not in cache:
-        cache[key] = noise_sigma(decoded.fine_gray)
+        g = decoded.fine_gray
+        if decoded.reduction < 2:
+            cache[key] = noise_sigma(g)
+        else:
+            best = scale_invariant_sigma(g)
+            h, w = g.shape
+            if min(h, w) >= 4 * NOISE_TILE:
+                half = cv2.resize(g[:h // 2 * 2, :w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+                best = max(best, 2 * scale_invariant_sigma(half))
+            cache[key] = best
     return cache[key]
 
 

@@ -1,11 +1,12 @@
-"""Noise: standard deviation of the noise, robust to edges and sparse texture (``mad1``).
+"""Noise: standard deviation of the noise at a 1024 px view (``mad2``).
 
 ``noise_sigma`` is in 8-bit grey levels at a 1024 px view, from ``noise_sigma_fine`` measured on the fine
-image (pixels no interpolation touched): per 32 px tile a robust scale of Immerkær's residual ("Fast
-noise variance estimation", CVIU 64(2), 1996), the mean of its smaller half as in a median absolute
-deviation (Donoho & Johnstone 1994), then the median over the quieter half of the tiles. Noise that
-demosaicing or in-camera noise reduction has correlated over neighbouring pixels still counts. See
-:func:`._signals.noise_sigma`.
+image (pixels no interpolation touched), with Immerkær's residual ("Fast noise variance estimation",
+CVIU 64(2), 1996) per 32 px tile. How depends on the decode (:func:`._signals.cached_noise_sigma`): a
+file decoded at full scale gets a robust scale of the residual (the mean of its smaller half, as a
+median absolute deviation; Donoho & Johnstone 1994), which sees noise correlated over neighbouring
+pixels; a camera-sized file, whose fine pixels average 2 x 2 or 4 x 4 source pixels and so whiten that
+noise, gets the texture-blind scale-invariance test (Zoran & Weiss, ICCV 2009) at two octaves.
 
 Score: ``1 / (1 + (sigma / 6)^2)``: 1.0 for a clean photo, 0.5 at sigma = 6 (PSNR ~33 dB, clearly
 visible in flat areas), ~0.1 at sigma = 18. The same factor discounts the sharpness score.
@@ -46,8 +47,8 @@ def _score(m):
     return noise_factor(m["noise_sigma"])
 
 
-@register("noise", column="noise_norm", version="mad1", score=_score,
-          description="absence of noise at a 1024 px view (robust residual scale on unresampled pixels)")
+@register("noise", column="noise_norm", version="mad2", score=_score,
+          description="absence of noise at a 1024 px view (robust residual scale at full scale, scale-invariance test on reduced pixels)")
 def measure(decoded):
     fine = float(_signals.cached_noise_sigma(decoded))
     return {"noise_sigma": view_sigma(fine, decoded.source_long_side, decoded.fine_long_side),
