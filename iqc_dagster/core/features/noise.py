@@ -48,7 +48,8 @@ def _score(m):
 
 
 @register("noise", column="noise_norm", version="mad2", score=_score,
-          description="absence of noise at a 1024 px view (robust residual scale at full scale, scale-invariance test on reduced pixels)")
+          description="absence of noise at a 1024 px view (robust residual scale at full scale, "
+                      "scale-invariance test on reduced pixels)")
 def measure(decoded):
     fine = float(_signals.cached_noise_sigma(decoded))
     return {"noise_sigma": view_sigma(fine, decoded.source_long_side, decoded.fine_long_side),
