@@ -47,6 +47,15 @@ def test_small_preview_is_not_used(tmp_path, scene):
     assert np.isnan(d.jpeg_quality) and d.fine.shape == (600, 800, 3)
 
 
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_raw_orientation_table_matches_the_exif_transposes_of_other_photos(orientation):
+    from PIL import Image
+
+    a = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    expected = np.asarray(Image.fromarray(a).transpose(imaging._TRANSPOSE[orientation]))
+    assert np.array_equal(raw._TURN[orientation](a), expected)
+
+
 @pytest.mark.parametrize("with_preview", [True, False])
 def test_orientation_turns_raw_photos_upright(tmp_path, scene, with_preview):
     p = dng.write_dng(tmp_path / "a.dng", scene, preview=scene if with_preview else None, orientation=6)

@@ -176,8 +176,8 @@ def probe(path: str | os.PathLike) -> imaging.PhotoInfo:
 
 _TURN = {  # EXIF orientation -> numpy ops making the photo upright (as imaging._TRANSPOSE)
     2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1, ::-1],
-    8: lambda a: np.rot90(a, 1),
+    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1),
 }
 
 
