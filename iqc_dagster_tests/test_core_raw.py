@@ -132,3 +132,5 @@ def test_a_pair_whose_primary_failed_to_decode_is_scored_from_the_other_file(tmp
     assert dict(zip(again["path"], again["status"])) == {"IMG_1.DNG": "ok", "IMG_1.JPG": raw.COMPANION_STATUS}
     third = inventory.scan_album(tmp_path, "a", previous=again)  # and it stays so: no flip-flop
     assert dict(zip(third["path"], third["status"])) == {"IMG_1.DNG": "ok", "IMG_1.JPG": raw.COMPANION_STATUS}
+    # the ranked CSV lists the scored file with its companion, as the inventory marked them
+    assert raw.companions_of(third) == {"IMG_1.DNG": ["IMG_1.JPG"]}

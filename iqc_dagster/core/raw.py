@@ -322,7 +322,9 @@ def companions_of(photos) -> dict[str, list[str]]:
     as :func:`pair_companions` marked it."""
     rows = photos.to_dict("records") if hasattr(photos, "to_dict") else list(photos)
     out: dict[str, list[str]] = {}
-    for comp, primary in pair_companions(rows).items():
+    # the rows as their own previous inventory: a pair keeps the primary the inventory chose (which is not
+    # the default one after a failed decode)
+    for comp, primary in pair_companions(rows, {str(r["path"]): r for r in rows}).items():
         out.setdefault(primary, []).append(comp)
     return out
 
