@@ -56,10 +56,10 @@ DEFAULT_RULES = Rules()
 
 def read_exif(paths: Sequence, workers: int | None = None) -> pd.DataFrame:
     """:data:`EXIF_COLUMNS` of each file (header only; NaN/None where unknown), in the order given."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     from iqc_dagster.core import names, raw
+    from iqc_dagster.core.files import cpu_workers
 
     def one(p):
         try:
@@ -67,7 +67,7 @@ def read_exif(paths: Sequence, workers: int | None = None) -> pd.DataFrame:
         except Exception:
             return {}
 
-    with ThreadPoolExecutor(max_workers=workers or max(1, min(4, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=workers or cpu_workers()) as pool:
         rows = list(pool.map(one, list(paths)))
     return pd.DataFrame(rows, columns=EXIF_COLUMNS)
 
@@ -97,13 +97,12 @@ def _num(values, n) -> np.ndarray:
     return pd.to_numeric(pd.Series(list(values) if values is not None else [None] * n), errors="coerce").to_numpy(float)
 
 
-def _exposure(bias: np.ndarray, t: np.ndarray, fn: np.ndarray, iso: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bias EV, light EV): the exposure bias, and log2(t * ISO / N^2) (NaN where unknown)."""
+def _light(t: np.ndarray, fn: np.ndarray, iso: np.ndarray) -> np.ndarray:
+    """Light EV, log2(t * ISO / N^2) (NaN where unknown)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         iso_ = np.where(np.isfinite(iso) & (iso > 0), iso, 100.0)
         fn_ = np.where(np.isfinite(fn) & (fn > 0), fn, 1.0)
-        light = np.where(np.isfinite(t) & (t > 0), np.log2(t * iso_ / 100.0 / fn_ ** 2), np.nan)
-    return bias, light
+        return np.where(np.isfinite(t) & (t > 0), np.log2(t * iso_ / 100.0 / fn_ ** 2), np.nan)
 
 
 def _even_steps(values: np.ndarray, rules: Rules) -> bool:
@@ -140,13 +139,12 @@ def find_sequences(df: pd.DataFrame, rules: Rules = DEFAULT_RULES, *, name_colum
         return []
     secs[ok] = (ts[ok] - ts[ok].min()).dt.total_seconds().to_numpy(float)
     col = {c: (df[c].tolist() if c in df.columns else [None] * n) for c in EXIF_COLUMNS + ["width", "height"]}
-    bias, light = _exposure(_num(col["exposure_bias"], n), _num(col["exposure_time"], n), _num(col["f_number"], n),
-                            _num(col["iso"], n))
+    bias, t, fn, iso, focal = (_num(col[c], n) for c in
+                               ("exposure_bias", "exposure_time", "f_number", "iso", "focal_length"))
+    light = _light(t, fn, iso)
     dist = _num(col["subject_distance"], n)
-    setting = list(zip(_num(col["exposure_time"], n), _num(col["f_number"], n), _num(col["iso"], n),
-                       _num(col["exposure_bias"], n)))
-    frame = [tuple(col[c][i] for c in ("make", "model", "width", "height")) + (_num(col["focal_length"], n)[i],)
-             for i in range(n)]
+    setting = list(zip(t, fn, iso, bias))
+    frame = [tuple(col[c][i] for c in ("make", "model", "width", "height")) + (focal[i],) for i in range(n)]
     names = df[name_column].astype(str).to_numpy() if name_column in df.columns else np.arange(n).astype(str)
     idx = np.flatnonzero(ok)
     order = idx[np.lexsort((names[idx], secs[idx]))]
