@@ -371,8 +371,9 @@ def face_focus(face: Face, decoded) -> None:
     if width > FOCUS_SIDE:
         f = FOCUS_SIDE / width
         g = cv2.resize(g, (FOCUS_SIDE, max(2, round((y1 - y0) * f))), interpolation=cv2.INTER_AREA)
-    gf = cv2.GaussianBlur(g.astype(np.float32), (0, 0), FOCUS_SIGMA, borderType=cv2.BORDER_REFLECT)
-    lap = cv2.Laplacian(gf, cv2.CV_32F, borderType=cv2.BORDER_REFLECT)[2:-2, 2:-2]
+    from iqc_dagster.core.features._signals import log_filter  # (features -> faces -> facemesh at import)
+
+    lap = log_filter(g, FOCUS_SIGMA)[2:-2, 2:-2]
     face.focus_energy = float(np.mean(lap * lap))
     face.focus_scale = float(f)
 

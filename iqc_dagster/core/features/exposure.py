@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
+from iqc_dagster.core import imaging
 from iqc_dagster.core.features import _signals, register
 
 LONG_SIDE = 512
@@ -109,10 +109,7 @@ def measure(decoded):
     n = hist.sum()
     cdf = np.cumsum(hist) / n
     margin = noise_margin(decoded)
-    h, w = decoded.rgb.shape[:2]
-    k = min(1.0, LONG_SIDE / max(h, w))  # area-averaged (not sub-sampled), so noise averages out
-    sub = cv2.resize(decoded.rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) \
-        if k < 1 else decoded.rgb
+    sub = imaging._area(decoded.rgb, LONG_SIDE)  # area-averaged (not sub-sampled), so noise averages out
     brightest = np.maximum(np.maximum(sub[..., 0], sub[..., 1]), sub[..., 2])
     bhist = np.bincount(brightest.ravel(), minlength=256).astype(np.float64) / brightest.size
     pile = top_pile(bhist, PILE_TOP + margin)
