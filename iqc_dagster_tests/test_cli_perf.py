@@ -55,3 +55,17 @@ def test_old_name_bench_still_works_and_says_it_was_renamed(capsys):
     captured = capsys.readouterr()
     assert "renamed to `iqc perf`" in captured.err and "--rerun-n" in captured.out
     assert " bench " not in build_parser().format_help()  # hidden from the command list
+
+
+def test_perf_counts_every_step_of_the_album_job_as_ranking_report_or_check():
+    """`iqc perf` splits a run's step times into ranking, checks and the report by step name: a step of
+    rank_album_job missing from RANKING_STEPS would be timed as a check."""
+    from iqc_dagster.bench import scenario
+    from iqc_dagster.definitions import defs
+    from iqc_dagster.defs import keys
+
+    steps = set(defs.resolve_job_def(keys.RANK_ALBUM_JOB).graph.node_names())
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    others = steps - set(scenario.RANKING_STEPS) - {"evaluation_report"}
+    assert set(scenario.RANKING_STEPS) <= steps
+    assert all(any(s.endswith("_" + c) for c in checks) for s in others), others

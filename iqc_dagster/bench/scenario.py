@@ -16,7 +16,7 @@ from iqc_dagster.runner import materialize_album  # noqa: E402
 
 #: Steps that make the ranking; the evaluation report is timed on its own.
 RANKING_STEPS = ("image_inventory", "analyze_photos", "aesthetic_scores", "normalized_features",
-                 "duplicate_groups", "ranked_photos")
+                 "duplicate_groups", "ranking_weights", "ranked_photos")
 
 
 def run_scenario(photo_root: str, album: str, db_path: str, output_dir: str) -> dict:
