@@ -159,8 +159,6 @@ def _aesthetic_check(status: str, values: list) -> dg.AssetCheckResult:
     problems = []
     if n_bad := _out_of_range(values):
         problems.append(f"{n_bad} value(s) not finite in [0, 1]")
-    if status != "computed" and values:
-        problems.append(f"{len(values)} aesthetic value(s) left although scoring was {status}")
     return dg.AssetCheckResult(check_name=AESTHETIC_CHECK.name, passed=not problems, metadata={
         "status": "computed" if status == "computed" else ("off" if status == "off" else "skipped"),
         "n_values": len(values), "problems": "; ".join(problems)})
