@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 from iqc_dagster.cli import CLIError
 from iqc_dagster.core import inventory, names, ratings
@@ -88,11 +87,6 @@ def policy_for(args) -> xmpcore.Policy:
         raise CLIError(str(exc)) from None
 
 
-def read_ranked_csv(path: Path) -> list[dict]:
-    """The ranked CSV as rows of strings (empty for missing values: no 'NA.jpg' turned into NaN)."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
-
-
 def album_folder_of(rows: list[dict]) -> Path | None:
     """The album folder, from the CSV's absolute ``path`` and album-relative ``file`` columns."""
     for r in rows:
@@ -126,26 +120,19 @@ def run(args) -> int:
     if not csv.is_file():
         raise CLIError(f"no ranking of album {names.display(album)!r} in {names.display(out_dir)}: run "
                        f"{hint} first (or pass --output-dir)")
-    rows = read_ranked_csv(csv)
+    rows = xmpcore.read_ranked_csv(csv)
     if folder is None:
         folder = album_folder_of(rows) or (Path(base.photo_root) / names.from_key(album))
     if not folder.is_dir():
         raise CLIError(f"the album folder {names.display(folder)} of {names.display(csv)} does not exist")
     dest = args.dest.expanduser().resolve() if args.dest else None
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    decisions = None
-    if args.labels is not None:
-        labels = args.labels.expanduser()
-        try:
-            decisions = xmpcore.read_decisions(labels, rows, album=album, album_dir=folder)
-        except ratings.LabelsError as exc:
-            raise CLIError(str(exc)) from None
-        note = xmpcore.unmatched_note(names.display(labels), decisions, album)
-        if note:
-            print(note, file=sys.stderr)
-    summary = xmpcore.export(rows, folder, policy, album=album, style=args.sidecar, dest=dest,
-                             dry_run=args.dry_run, log=log,
-                             decisions=decisions.by_file if decisions is not None else None)
+    try:
+        summary, decisions = xmpcore.export_album(
+            rows, folder, policy, album=album, labels=args.labels, warn=lambda m: print(m, file=sys.stderr),
+            style=args.sidecar, dest=dest, dry_run=args.dry_run, log=log)
+    except ratings.LabelsError as exc:
+        raise CLIError(str(exc)) from None
     where = names.display(dest if dest else folder)
     verb = "would write" if args.dry_run else "wrote"
     classes = ", ".join(f"{summary.by_class.get(c, 0)} {c}" for c in xmpcore.CLASSES)

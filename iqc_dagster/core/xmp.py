@@ -649,6 +649,33 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
     return summary
 
 
+
+def read_ranked_csv(path: str | os.PathLike) -> list[dict]:
+    """The ranked CSV as rows of strings (empty for missing values: no 'NA.jpg' turned into NaN)."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+
+
+def export_album(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Policy, *, album: str,
+                 labels: str | os.PathLike | None = None, warn: Callable[[str], None] | None = None,
+                 **options) -> tuple[ExportSummary, Decisions | None]:
+    """:func:`export` of one album, with the user's review decisions read from ``labels`` (a labels CSV)
+    first: ``(summary, decisions)``. Rows of the CSV that match no photo are reported through ``warn``;
+    a CSV that cannot be used raises :class:`ratings.LabelsError` before anything is written.
+    ``options``: the other keywords of :func:`export`."""
+    rows = list(ranked)
+    decisions = None
+    if labels is not None:
+        labels = Path(labels).expanduser()
+        decisions = read_decisions(labels, rows, album=album, album_dir=album_dir)
+        note = unmatched_note(names.display(labels), decisions, album)
+        if note and warn is not None:
+            warn(note)
+    summary = export(rows, album_dir, policy, album=album,
+                     decisions=decisions.by_file if decisions is not None else None, **options)
+    return summary, decisions
+
 __all__ = ["CLASSES", "Decision", "Decisions", "Entry", "ExportSummary", "IQC_NS", "LABEL_COLOURS", "MergeResult", "Policy", "STYLES",
-           "REVIEW_SOURCE", "XmpError", "classify", "decision_of", "export", "keyword_leaves", "merge", "plan", "read_decisions",
+           "REVIEW_SOURCE", "XmpError", "classify", "decision_of", "export", "export_album", "keyword_leaves", "merge", "plan", "read_decisions", "read_ranked_csv",
            "sidecar_paths", "sidecar_target", "technical_faults", "unmatched_note"]

@@ -8,7 +8,6 @@ in the UI, run ``export_xmp_job``, or ``iqc export xmp``). Run config chooses th
 decisions become the ratings (as ``iqc export xmp --labels``).
 """
 
-from pathlib import Path
 
 import dagster as dg
 
@@ -39,8 +38,6 @@ class XmpExportConfig(dg.Config):
 )
 def xmp_sidecars(context: dg.AssetExecutionContext, config: XmpExportConfig,
                  iqc: IQCSettings) -> dg.MaterializeResult:
-    from iqc_dagster.cli.export import read_ranked_csv
-
     album = context.partition_key
     csv = iqc.csv_path(album)
     if not csv.is_file():
@@ -49,17 +46,10 @@ def xmp_sidecars(context: dg.AssetExecutionContext, config: XmpExportConfig,
     try:
         policy = xmpcore.Policy(top_share=config.top_share, reject_flag=config.reject_flag,
                                 overwrite_ratings=config.overwrite_ratings)
-        rows = read_ranked_csv(csv)
-        decisions = None
-        if config.labels:
-            labels = Path(config.labels).expanduser()
-            decisions = xmpcore.read_decisions(labels, rows, album=album, album_dir=iqc.album_dir(album))
-            note = xmpcore.unmatched_note(names.display(labels), decisions, album)
-            if note:
-                context.log.warning(note)
-        summary = xmpcore.export(rows, iqc.album_dir(album), policy, album=album,
-                                 style=config.sidecar, dest=config.dest or None, dry_run=config.dry_run,
-                                 log=context.log.info, decisions=decisions.by_file if decisions else None)
+        summary, decisions = xmpcore.export_album(
+            xmpcore.read_ranked_csv(csv), iqc.album_dir(album), policy, album=album,
+            labels=config.labels or None, warn=context.log.warning,
+            style=config.sidecar, dest=config.dest or None, dry_run=config.dry_run, log=context.log.info)
     except (xmpcore.XmpError, ratings.LabelsError) as exc:
         raise dg.Failure(description=str(exc)) from None
     for file, reason in summary.failed:
