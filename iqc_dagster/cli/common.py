@@ -128,7 +128,9 @@ def albums_with_photos(root: Path, albums: list[str]) -> tuple[list[str], list[s
 
 
 def csv_path_of(album: str, settings: Settings) -> Path:
-    return Path(settings.output_dir) / "csvs" / f"{names.file_stem(album)}.csv"
+    from iqc_dagster.core.ranking import csv_path
+
+    return csv_path(settings.output_dir, album)
 
 
 def run_album(album: str, settings: Settings, quiet: bool = False, clip_models=None) -> Path:
@@ -190,7 +192,9 @@ def print_top(csv_path: Path, n: int = 5, skipped_from: Path | None = None, albu
     are printed escaped (:func:`names.display`)."""
     df = pd.read_csv(csv_path)
     src = Path(skipped_from or csv_path)
-    skipped = src.with_name(f"{src.stem}_skipped.csv")
+    from iqc_dagster.core.ranking import skipped_csv_path
+
+    skipped = skipped_csv_path(src)
     from iqc_dagster.core.report import report_folder
 
     report = report_folder(src.parent.parent, album if album is not None else src.stem) / "index.html"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 from iqc_dagster.cli import CLIError
-from iqc_dagster.core import inventory, names, ratings
+from iqc_dagster.core import inventory, names, ranking, ratings
 from iqc_dagster.core import xmp as xmpcore
 
 
@@ -116,7 +116,7 @@ def run(args) -> int:
         album = args.album
         folder = None
         hint = f"iqc run --album {names.display(album)}"
-    csv = out_dir / "csvs" / f"{names.file_stem(album)}.csv"
+    csv = ranking.csv_path(out_dir, album)
     if not csv.is_file():
         raise CLIError(f"no ranking of album {names.display(album)!r} in {names.display(out_dir)}: run "
                        f"{hint} first (or pass --output-dir)")

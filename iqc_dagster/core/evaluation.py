@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from iqc_dagster.core import dedup, metrics, reasons, report
+from iqc_dagster.core import dedup, metrics, ranking, reasons, report
 
 
 @dataclass
@@ -77,8 +76,7 @@ def evaluate(ranked: pd.DataFrame, output_dir: str | os.PathLike, album: str, *,
 def skipped_count(csv_path: str | os.PathLike) -> int:
     """Rows of ``<stem>_skipped.csv`` beside a ranked CSV (how ``iqc rank`` lists unreadable files);
     0 when there is none or it cannot be read."""
-    p = Path(csv_path)
-    skipped = p.with_name(f"{p.stem}_skipped.csv")
+    skipped = ranking.skipped_csv_path(csv_path)
     try:
         return len(pd.read_csv(skipped)) if skipped.is_file() else 0
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):

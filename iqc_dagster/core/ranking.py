@@ -17,6 +17,17 @@ CSV_COLUMNS = ["file", "path", "final_score", "aesthetic", "sharpness_norm", "ex
                "contrast_norm", "face_present", "rank"]
 
 
+def csv_path(output_dir: str | os.PathLike, album: str) -> Path:
+    """``<output_dir>/csvs/<album stem>.csv``: where an album's ranked CSV is written."""
+    return Path(output_dir) / "csvs" / f"{names.file_stem(album)}.csv"
+
+
+def skipped_csv_path(ranked_csv: str | os.PathLike) -> Path:
+    """``<stem>_skipped.csv`` beside a ranked CSV: the album's unreadable files and their reasons."""
+    p = Path(ranked_csv)
+    return p.with_name(f"{p.stem}_skipped.csv")
+
+
 def normalized_rows(album: str, features_long: pd.DataFrame) -> pd.DataFrame:
     """Long rows (album, path, content_hash, score, value) of calibrated [0, 1] scores per photo."""
     rows = []

@@ -14,7 +14,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from iqc_dagster.core import clip as clipcore
-from iqc_dagster.core import inventory, names, store
+from iqc_dagster.core import inventory, names, ranking, store
 from iqc_dagster.core import config
 from iqc_dagster.core.config import Settings
 from iqc_dagster.defs.keys import DUCKDB_POOL
@@ -58,10 +58,10 @@ class IQCSettings(dg.ConfigurableResource):
         return inventory.album_dir(self.root_dir(), album)
 
     def csv_path(self, album: str) -> Path:
-        return self.out_dir() / "csvs" / f"{names.file_stem(album)}.csv"
+        return ranking.csv_path(self.out_dir(), album)
 
     def skipped_csv_path(self, album: str) -> Path:
-        return self.out_dir() / "csvs" / f"{names.file_stem(album)}_skipped.csv"
+        return ranking.skipped_csv_path(self.csv_path(album))
 
 
 class ClipModels(dg.ConfigurableResource):
