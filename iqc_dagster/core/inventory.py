@@ -19,6 +19,14 @@ from iqc_dagster.core import imaging, names, raw
 Progress = Callable[[int, int], None]
 
 NOT_REGULAR_REASON = "not a regular file"
+#: Statuses of a photo that was read: scored (``ok``), or the other file of a RAW + JPEG shot scored with
+#: its partner; every other row is unreadable, with a reason.
+READABLE_STATUSES = ("ok", raw.COMPANION_STATUS)
+
+
+def unreadable(photos: pd.DataFrame) -> pd.Series:
+    """Mask of the inventory rows that could not be read (neither scored nor a shot's companion)."""
+    return ~photos["status"].isin(READABLE_STATUSES)
 
 
 class AlbumError(ValueError):
@@ -184,7 +192,7 @@ def _describe(rel: str, path: Path, old: dict | None, row: dict) -> dict:
         row["bytes"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; /dev/zero never ends
             row.update(status="unreadable", reason=NOT_REGULAR_REASON)
-        elif (old is not None and old["status"] in ("ok", raw.COMPANION_STATUS) and old["bytes"] == st.st_size
+        elif (old is not None and old["status"] in READABLE_STATUSES and old["bytes"] == st.st_size
                 and old["mtime_ns"] == st.st_mtime_ns
                 and str(old["content_hash"] or "").startswith(imaging.CONTENT_HASH_PREFIX)):
             row.update({k: old[k] for k in ("content_hash", "width", "height", "format",

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import metrics, raw, report, store
+from iqc_dagster.core import inventory, metrics, report, store
 from iqc_dagster.defs import keys
 from iqc_dagster.defs.partitions import albums_partitions
 from iqc_dagster.defs.resources import IQCSettings, db
@@ -36,7 +36,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
     csv_bytes = csv_path.read_bytes()
     ranked = pd.read_csv(csv_path)
     with db(duckdb) as conn:
-        n_unreadable = int((~store.album_photos(conn, album)["status"].isin(["ok", raw.COMPANION_STATUS])).sum())
+        n_unreadable = int(inventory.unreadable(store.album_photos(conn, album)).sum())
         aesthetic = store.aesthetic_status(conn, album) or {}
     notes = [aesthetic["message"]] if aesthetic.get("status") in ("skipped", "off") and aesthetic.get("message") else []
     m = metrics.proxy_metrics(ranked, n_unreadable=n_unreadable)

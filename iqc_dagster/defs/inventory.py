@@ -10,7 +10,7 @@ import time
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from iqc_dagster.core import analysis, inventory, names, raw, store
+from iqc_dagster.core import analysis, inventory, names, store
 from iqc_dagster.defs import keys
 from iqc_dagster.defs.metadata import md_table, table_metadata
 from iqc_dagster.defs.partitions import albums_partitions
@@ -58,7 +58,7 @@ def image_inventory(context: dg.AssetExecutionContext, iqc: IQCSettings,
                               progress=analysis.throttled(context.log.info, label=f"inventory {album}"))
     with db(duckdb) as conn:
         store.replace_album_rows(conn, "photos", album, df)
-    bad = df[~df["status"].isin(["ok", raw.COMPANION_STATUS])]  # a RAW kept as a JPEG's companion is not unreadable
+    bad = df[inventory.unreadable(df)]  # a RAW kept as a JPEG's companion is not unreadable
     for row in bad.itertuples():
         context.log.warning(f"unreadable: {names.display(row.path)}: {row.reason}")
     context.log.info(f"{album}: {len(df)} files, {len(df) - len(bad)} readable, {len(bad)} unreadable "

@@ -138,7 +138,7 @@ def ranked_photos(context: dg.AssetExecutionContext, iqc: IQCSettings,
     for note in (result.notes if result else []):
         context.log.warning(note)
     csv_path = ranking.write_csv_atomic(ranked, iqc.csv_path(album))
-    skipped = photos[~photos["status"].isin(["ok", raw.COMPANION_STATUS])][["path", "reason"]].rename(columns={"path": "file"})
+    skipped = photos[inventory.unreadable(photos)][["path", "reason"]].rename(columns={"path": "file"})
     skipped_path = ranking.write_csv_atomic(skipped, iqc.skipped_csv_path(album))
     db_rows = pd.DataFrame({
         "album": album, "path": ranked["file"], "content_hash": ranked.get("content_hash"),
