@@ -263,12 +263,18 @@ def media_name(path) -> str | None:
     return hashlib.blake2b(key, digest_size=10).hexdigest() + ".jpg"
 
 
-def _jpeg(img: np.ndarray, side: int, quality: int) -> tuple[bytes, np.ndarray]:
+def _reduced(img: np.ndarray, side: int):
+    """``img`` as a PIL image reduced (Lanczos) to a long side of at most ``side``, never enlarged."""
     from PIL import Image
 
     im = Image.fromarray(img)
     if max(im.size) > side:
         im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return im
+
+
+def _jpeg(img: np.ndarray, side: int, quality: int) -> tuple[bytes, np.ndarray]:
+    im = _reduced(img, side)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=quality, optimize=True)
     return buf.getvalue(), np.asarray(im)
@@ -300,8 +306,7 @@ def write_media(path, folder: Path) -> tuple[str | None, np.ndarray | None]:
     small, small_arr = _jpeg(img, GALLERY_THUMB_SIDE, 80)
     write_atomic(large_p, large)
     write_atomic(thumb_p, small)
-    _, montage = _jpeg(small_arr, THUMB_SIDE, 80)
-    return name, montage
+    return name, np.asarray(_reduced(small_arr, THUMB_SIDE))
 
 
 def _prune(folder: Path, keep: set[str]) -> None:
