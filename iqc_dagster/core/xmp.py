@@ -356,12 +356,9 @@ def sidecar_paths(photo: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_name(p.name + ".xmp"), p.with_name(p.stem + ".xmp")
 
 
-def _existing(candidates: Iterable[Path]) -> Path | None:
-    for c in candidates:
-        for variant in (c, c.with_suffix(".XMP")):
-            if variant.is_file():
-                return variant
-    return None
+def _existing(photo: Path) -> Path | None:
+    """The sidecar of ``photo`` that exists, in :func:`ratings.sidecar_paths`' order (the one ratings read)."""
+    return next((c for c in ratings.sidecar_paths(photo) if c.is_file()), None)
 
 
 def sidecar_target(photo: Path, style: str = "ext", dest_photo: Path | None = None) -> tuple[Path | None, Path]:
@@ -374,11 +371,11 @@ def sidecar_target(photo: Path, style: str = "ext", dest_photo: Path | None = No
     if style not in STYLES:
         raise XmpError(f"sidecar style {style!r} is not one of {', '.join(STYLES)}")
     ext, base = sidecar_paths(photo)
-    here = _existing((ext, base))
+    here = _existing(photo)
     if dest_photo is None:
         return here, here or (ext if style == "ext" else base)
     dext, dbase = sidecar_paths(dest_photo)
-    there = _existing((dext, dbase))
+    there = _existing(dest_photo)
     if there is not None:
         return there, there
     target = dext if (here == ext or (here is None and style == "ext")) else dbase
