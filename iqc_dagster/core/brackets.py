@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+#: Group kinds of a sequence whose every frame is kept (no frame is a lesser duplicate of another).
 KINDS = ("bracket", "focus_stack")
 #: The EXIF columns :func:`find_sequences` reads (from :class:`iqc_dagster.core.raw.ExifFields`).
 EXIF_COLUMNS = ["captured_at", "exposure_bias", "exposure_time", "f_number", "iso", "focal_length",

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from iqc_dagster.core.brackets import KINDS
+
 REASONS_COLUMN = "reasons"
 MAX_EACH = 3
 DEFAULT_LOW = 0.2
@@ -119,7 +121,7 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     size = _f(row, "group_size")
     best = _truthy(row.get("is_best_in_group"))
     kind = _s(row, "group_kind")
-    if size is not None and size > 1 and kind in ("bracket", "focus_stack"):  # kept whole (core/brackets.py)
+    if size is not None and size > 1 and kind in KINDS:  # kept whole (core/brackets.py)
         what = "exposure bracket" if kind == "bracket" else "focus stack"
         lifts.append((10.0, f"one of {int(size)} frames of an {what}" if kind == "bracket"
                       else f"one of {int(size)} frames of a {what}"))

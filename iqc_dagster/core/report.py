@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from iqc_dagster.core.files import write_atomic
-from iqc_dagster.core import imaging
+from iqc_dagster.core import brackets, imaging
 from iqc_dagster.core.analysis import default_workers, opencv_threads
 from iqc_dagster.core import metrics as metrics_mod
 from iqc_dagster.core import reasons as reasons_mod
@@ -442,7 +442,7 @@ def photo_records(df: pd.DataFrame, media: dict | None = None) -> list[dict]:
             others = sorted((i for i in members if i != w), key=lambda i: recs[i]["rank"])
             recs[w]["members"] = others
             kind = recs[w]["kind"]
-            if kind in ("bracket", "focus_stack"):
+            if kind in brackets.KINDS:
                 continue  # kept whole: no winner over the other frames
             for o in others:
                 recs[o]["best"] = bool(recs[o]["best"] and o in winners)

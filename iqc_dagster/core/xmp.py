@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iqc_dagster.core import names, ratings, raw, reasons
+from iqc_dagster.core import brackets, names, ratings, raw, reasons
 from iqc_dagster.core.files import write_atomic
 
 IQC_NS = ratings.IQC_NS  # "http://ns.iqc.invalid/xmp/1.0/" (.invalid: a name that never resolves)
@@ -133,7 +133,7 @@ def _truthy(v) -> bool:
 #: Below these calibrated scores a photo is a clear technical reject (unless part of a bracket/stack).
 REJECT_SHARPNESS = reasons.BLURRY
 REJECT_EXPOSURE = 0.1
-SEQUENCE_KINDS = ("bracket", "focus_stack")
+SEQUENCE_KINDS = brackets.KINDS
 
 
 def technical_faults(row: Mapping) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from iqc_dagster.core.brackets import KINDS
 from iqc_dagster.core.dedup.hashing import hash_matrix, no_detail_marker
 from iqc_dagster.core.dedup.grouping import DEFAULT_THRESHOLDS, Thresholds, _embedding_matrix, _seconds, components, similar_pairs
 
@@ -113,7 +114,7 @@ def _identical_pairs(content_hashes) -> tuple[np.ndarray, np.ndarray]:
 
 
 #: Group kinds whose every frame is kept (core/brackets.py): no frame is a lesser duplicate.
-SEQUENCE_KINDS = ("bracket", "focus_stack")
+SEQUENCE_KINDS = KINDS
 
 
 #: The best pick of a group prefers open eyes and a sharp face over a marginally higher final score
