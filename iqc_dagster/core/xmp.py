@@ -256,9 +256,6 @@ class Decision:
         (pick 4, reject 1 or -1 with ``reject_flag``)."""
         return int(self.stars) if self.kind == "stars" else policy.rating_of(self.kind)
 
-    def describe(self) -> str:
-        return f"{self.stars} star(s)" if self.kind == "stars" else self.kind
-
 
 @dataclass
 class Decisions:
