@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iqc_dagster.core import brackets, names, ratings, raw, reasons
+from iqc_dagster.core.reasons import _f  # a finite number from a row, else None
 from iqc_dagster.core.files import write_atomic
 
 IQC_NS = ratings.IQC_NS  # "http://ns.iqc.invalid/xmp/1.0/" (.invalid: a name that never resolves)
@@ -104,15 +105,6 @@ class Policy:
 
 
 # --- from a ranked row to values -----------------------------------------------------------------------
-
-def _f(row: Mapping, key: str) -> float | None:
-    v = row.get(key)
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
 
 def _s(row: Mapping, key: str) -> str:
     v = row.get(key)
