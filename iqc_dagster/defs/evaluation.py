@@ -5,6 +5,8 @@ Rendering runs outside the DuckDB pool; only the metrics row is written to the d
 unpartitioned ``ranking_quality_benchmark`` of the same group is in :mod:`.benchmark`.)
 """
 
+import io
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -34,7 +36,7 @@ def evaluation_report(context: dg.AssetExecutionContext, iqc: IQCSettings,
     album = context.partition_key
     csv_path = iqc.csv_path(album)
     csv_bytes = csv_path.read_bytes()
-    ranked = pd.read_csv(csv_path)
+    ranked = pd.read_csv(io.BytesIO(csv_bytes))  # the bytes the report's reuse stamp is taken from
     with db(duckdb) as conn:
         n_unreadable = int(inventory.unreadable(store.album_photos(conn, album)).sum())
         aesthetic = store.aesthetic_status(conn, album) or {}
