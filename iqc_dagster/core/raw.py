@@ -237,14 +237,13 @@ def _from_array(rgb: np.ndarray, already: int, max_side: int, source: tuple[int,
                            fine=fine, reduction=already * k)
 
 
-def decode(path: str | os.PathLike, max_side: int = imaging.MAX_SIDE, *, use_preview: bool = True,
-           ) -> imaging.Decoded:
+def decode(path: str | os.PathLike, max_side: int = imaging.MAX_SIDE) -> imaging.Decoded:
     """Decode a RAW file once: from its embedded preview when it is large enough, else a half-size
     demosaic (see the module docstring). Upright; ``UnreadableImage`` with a reason on failure."""
     raw = _open(path)
     try:
         orientation = _orientation(raw)
-        preview = _preview(raw) if use_preview else None
+        preview = _preview(raw)
         if preview is not None:
             try:
                 pw, ph, own = _preview_size(preview)

@@ -58,7 +58,7 @@ def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
     return lower / _LOWER_HALF_MEAN / math.sqrt(_IMMERKAER_NORM2)
 
 
-def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
+def noise_sigma(gray: np.ndarray) -> float:
     """Standard deviation (8-bit grey levels) of the noise in ``gray``, robust to edges and sparse texture;
     sees noise correlated over neighbouring pixels (the estimate for pixels decoded at full scale).
 
@@ -76,14 +76,13 @@ def noise_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
     if min(g.shape[:2]) < 8:
         return 0.0
     s = tile_noise_sigmas(g)
-    share = NOISE_FLAT_SHARE if flat_share is None else flat_share
-    if share < 1.0 and s.size > 4:
-        k = max(4, int(round(share * s.size)))
+    if NOISE_FLAT_SHARE < 1.0 and s.size > 4:
+        k = max(4, int(round(NOISE_FLAT_SHARE * s.size)))
         s = np.partition(s, k - 1)[:k]
     return float(math.sqrt(max(0.0, float(np.median(s)) ** 2 - QUANTISATION_VAR)))
 
 
-def scale_invariant_sigma(gray: np.ndarray, flat_share: float | None = None) -> float:
+def scale_invariant_sigma(gray: np.ndarray) -> float:
     """Standard deviation (8-bit grey levels) of *white* noise in ``gray``, blind to fine texture.
 
     Immerkær's residual measures noise plus fine texture. Natural images are statistically scale
@@ -110,9 +109,8 @@ def scale_invariant_sigma(gray: np.ndarray, flat_share: float | None = None) -> 
     th, tw = min(p1.shape[0], p2.shape[0]), min(p1.shape[1], p2.shape[1])
     p1, p2 = p1[:th, :tw].ravel(), p2[:th, :tw].ravel()
     n2 = np.maximum(0.0, (p1 - p2) / 0.75) / _IMMERKAER_NORM2
-    share = NOISE_FLAT_SHARE if flat_share is None else flat_share
-    if share < 1.0 and n2.size > 4:
-        k = max(4, int(round(share * n2.size)))
+    if NOISE_FLAT_SHARE < 1.0 and n2.size > 4:
+        k = max(4, int(round(NOISE_FLAT_SHARE * n2.size)))
         n2 = n2[np.argpartition(p2, k - 1)[:k]]
     return float(math.sqrt(float(np.median(n2))))
 
