@@ -386,7 +386,6 @@ def analyze(decoded) -> list[Face]:
         rgb = decoded.rgb
         h, w = rgb.shape[:2]
         faces = detect(rgb)
-        rejected: list[Face] = []
         while True:  # a detection the mesh rejects is no face: judge prominence again without it
             mark_prominent(faces, w, h)
             todo = [f for f in sorted(faces, key=lambda f: -f.side) if f.prominent][:MAX_MESH_FACES]
@@ -396,12 +395,10 @@ def analyze(decoded) -> list[Face]:
             for f in todo:
                 landmarks(f, rgb, decoded.fine)
                 if f.presence < MESH_MIN_PRESENCE:
-                    rejected.append(f)
                     continue
                 eyelids(f, rgb, decoded.fine)
                 face_focus(f, decoded)
-            if rejected:
-                faces = [f for f in faces if all(f is not r for r in rejected)]
+            faces = [f for f in faces if not f.presence < MESH_MIN_PRESENCE]  # NaN (no mesh run): kept
         for i, f in enumerate(sorted((f for f in faces if f.prominent), key=lambda f: -f.side)):
             if i >= MAX_MESH_FACES:
                 f.prominent = False  # beyond the cap: not judged
