@@ -336,6 +336,13 @@ def reduction_for(long_side: int) -> int:
     return s
 
 
+def box_reduce(a: np.ndarray, k: int) -> np.ndarray:
+    """``a`` (grey or RGB) reduced by the integer factor ``k`` as an exact k x k box average (the ragged
+    border dropped): each output pixel is the mean of k x k source pixels, nothing interpolated."""
+    h, w = a.shape[:2]
+    return cv2.resize(a[:h // k * k, :w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+
+
 def _area(rgb: np.ndarray, long_side: int) -> np.ndarray:
     """``rgb`` area-reduced to ``long_side`` (returned as it is when it is not larger)."""
     h, w = rgb.shape[:2]
@@ -380,9 +387,7 @@ def decode(path: str | os.PathLike, max_side: int = MAX_SIDE) -> Decoded:
             done = max(1, round(max(w0, h0) / max(fine.shape[:2])))  # what DCT scaling already did
             reduction = done
             if want > done and fine.ndim == 3:  # no DCT scaling (not a JPEG): exact box average instead
-                k = want // done
-                h, w = fine.shape[:2]
-                fine = cv2.resize(fine[:h // k * k, :w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+                fine = box_reduce(fine, want // done)
                 reduction = want
             rgb = _area(fine, max_side)
     except UnreadableImage:

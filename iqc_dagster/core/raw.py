@@ -228,10 +228,7 @@ def _from_array(rgb: np.ndarray, already: int, max_side: int, source: tuple[int,
     fine = np.ascontiguousarray(rgb, dtype=np.uint8)
     k = imaging.reduction_for(max(fine.shape[:2]))
     if k > 1:
-        import cv2
-
-        h, w = fine.shape[:2]
-        fine = cv2.resize(fine[:h // k * k, :w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+        fine = imaging.box_reduce(fine, k)
     out = imaging._area(fine, max_side)
     return imaging.Decoded(rgb=np.ascontiguousarray(out), source_width=source[0], source_height=source[1],
                            fine=fine, reduction=already * k)

@@ -13,6 +13,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from iqc_dagster.core.imaging import box_reduce
+
 #: Immerkær's noise mask: the difference of two Laplacians, blind to planes and (mostly) to edges.
 IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 _IMMERKAER_NORM2 = float((IMMERKAER ** 2).sum())  # 36: E[(M*n)^2] = 36 sigma^2 for white noise
@@ -135,10 +137,8 @@ def cached_noise_sigma(decoded) -> float:
             cache[key] = noise_sigma(g)
         else:
             best = scale_invariant_sigma(g)
-            h, w = g.shape
-            if min(h, w) >= 4 * NOISE_TILE:
-                half = cv2.resize(g[:h // 2 * 2, :w // 2 * 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-                best = max(best, 2 * scale_invariant_sigma(half))
+            if min(g.shape) >= 4 * NOISE_TILE:
+                best = max(best, 2 * scale_invariant_sigma(box_reduce(g, 2)))
             cache[key] = best
     return cache[key]
 
