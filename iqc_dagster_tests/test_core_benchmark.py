@@ -48,6 +48,21 @@ def test_metrics_count_pairs_strictly():
     assert m["n_references"] == 2
 
 
+def test_aligned_precision_separates_the_spread_between_scenes_from_misses():
+    # every copy below its own reference, but a strong scene's mild copies above the weak scene's clean photo
+    rows = [("a", "reference", 0, 0.9), ("a", "jpeg", 1, 0.85), ("a", "jpeg", 2, 0.8),
+            ("b", "reference", 0, 0.6), ("b", "jpeg", 1, 0.55), ("b", "jpeg", 2, 0.5),
+            ("c", "reference", 0, 0.7), ("c", "jpeg", 1, 0.65), ("c", "jpeg", 2, 0.6)]
+    m = benchmark.compute_metrics(_frame(rows), "iqc")
+    assert m["pairwise_all"] == 1.0
+    assert m["precision_at_k"] == pytest.approx(1 / 3)  # a/reference, a/jpeg1, a/jpeg2
+    assert m["precision_at_k_aligned"] == 1.0  # the same orderings, the scenes' spread removed
+    # a copy that beats its reference stays in the aligned top K: a miss within a scene costs there too
+    rows[4] = ("b", "jpeg", 1, 0.65)
+    m = benchmark.compute_metrics(_frame(rows), "iqc")
+    assert m["precision_at_k_aligned"] == pytest.approx(2 / 3)
+
+
 def test_seed_normalisation_depends_on_the_set_but_product_scores_do_not():
     frame = benchmark.measure_set(["chelsea"], sizes=(640,), distortions=["gaussian_blur"], levels=(1,), workers=1)
     base = frame[frame["distortion"].isin(["reference", "gaussian_blur"])].reset_index(drop=True)

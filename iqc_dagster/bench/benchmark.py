@@ -27,7 +27,12 @@ wrong):
 * **bokeh**: share of references whose bokeh copy scores at least as high as the uniformly soft copy;
 * **harmless**: share of harmless copies scoring no more than ``HARMLESS_TOLERANCE`` below their reference;
 * **precision@K**: within one size's album (references and graded copies), K = number of references:
-  share of the top K that are clean references (the mean over sizes when several are pooled).
+  share of the top K that are clean references (the mean over sizes when several are pooled);
+* **aligned precision@K** (a diagnostic, not a target): the same after shifting each reference's copies
+  with it so that every reference scores the album's median reference score. It keeps each copy's gap to
+  its own reference and removes the spread between scenes, so it is the precision@K that perfect
+  calibration across scenes would reach with the same within-scene orderings: its gap to precision@K is
+  what the spread between scenes costs, its gap to 1 what copies scoring at or above their reference cost.
 
 The *seed* baseline is the method the project started from: Laplacian variance, mean brightness and RMS
 contrast, min-max normalised over the whole set, weights .35/.20/.10; it is computed from the raw figures
@@ -450,10 +455,16 @@ def _strict_share(pairs: list[tuple[float, float]]) -> float:
     return float(np.mean([a > b for a, b in pairs]))
 
 
-def _precision_at_k(pool: pd.DataFrame, method: str) -> float:
-    k = int((pool["distortion"] == "reference").sum())
+def _precision_at_k(pool: pd.DataFrame, method: str, aligned: bool = False) -> float:
+    is_ref = pool["distortion"] == "reference"
+    k = int(is_ref.sum())
     if not k:
         return math.nan
+    if aligned:  # every reference moved to the median reference score, its copies with it
+        key = "set" if "set" in pool.columns else "reference"
+        ref_score = pool.loc[is_ref].groupby(key)[method].first()
+        offset = float(ref_score.median()) - pool[key].map(ref_score)
+        pool = pool.assign(**{method: pool[method] + offset.fillna(0.0)})
     top = pool.sort_values([method, "path"], ascending=[False, True], kind="mergesort").head(k)
     return float((top["distortion"] == "reference").mean())
 
@@ -489,10 +500,12 @@ def compute_metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
     out["harmless_kept"] = float(np.mean(harmless)) if harmless else math.nan
     pool = frame[~frame["distortion"].isin(UNGRADED)]
     if "size" in pool.columns and pool["size"].nunique() > 1:  # one album per size: the mean over them
-        vals = [_precision_at_k(g, method) for _, g in pool.groupby("size")]
-        out["precision_at_k"] = float(np.nanmean(vals)) if vals else math.nan
+        for name, aligned in (("precision_at_k", False), ("precision_at_k_aligned", True)):
+            vals = [_precision_at_k(g, method, aligned) for _, g in pool.groupby("size")]
+            out[name] = float(np.nanmean(vals)) if vals else math.nan
     else:
         out["precision_at_k"] = _precision_at_k(pool, method)
+        out["precision_at_k_aligned"] = _precision_at_k(pool, method, aligned=True)
     out["n_references"] = float(frame["reference"].nunique())
     return out
 
@@ -500,7 +513,7 @@ def compute_metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
 SPLITS = ("all", "calibration", "held_out")
 #: The metrics of the per-size table.
 SIZE_METRICS = ("pairwise_all", "pairwise_gaussian_noise", "pairwise_camera_noise", "pairwise_jpeg",
-                "monotonicity_all", "harmless_kept", "precision_at_k")
+                "monotonicity_all", "harmless_kept", "precision_at_k", "precision_at_k_aligned")
 
 
 def metrics_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,8 @@ def _headline(result: benchmark.BenchmarkResult) -> dict:
     meta = {}
     for col in t.columns:
         method, split = col.split(":")
-        for metric in ("pairwise_all", "monotonicity_all", "bokeh_above_soft", "precision_at_k"):
+        for metric in ("pairwise_all", "monotonicity_all", "bokeh_above_soft", "precision_at_k",
+                       "precision_at_k_aligned"):
             v = t.loc[metric, col]
             if v == v:  # not NaN
                 meta[f"{method}/{split}/{metric}"] = round(float(v), 4)
