@@ -140,6 +140,19 @@ def test_clipping_still_counts_after_the_photo_is_darkened(coffee):
     assert measures(coffee)["exposure"]["highlight_pile"] < 0.02
 
 
+def test_interior_share_tells_a_compact_blown_area_from_scattered_clipping():
+    from iqc_dagster.core.features import exposure
+
+    disc = np.zeros((200, 200), np.uint8)
+    cv2.circle(disc, (100, 100), 40, 1, -1)
+    assert exposure.interior_share(disc) > 0.85
+    speckle = (np.random.default_rng(0).random((200, 200)) < 0.3).astype(np.uint8)
+    assert exposure.interior_share(speckle) < 0.01
+    assert exposure.interior_share(np.zeros((10, 10), np.uint8)) == 0.0
+    assert exposure.highlight_weight(0.0) == 1.0
+    assert exposure.highlight_weight(1.0) == pytest.approx(exposure.INTERIOR_WEIGHT)
+
+
 def test_underexposed_and_flat_copies_rank_below(astronaut, coffee):
     for img in (astronaut, coffee):
         f = final({"ok": img, "dark": degrade.underexpose(img, 2), "flat": degrade.reduce_contrast(img, 2)})

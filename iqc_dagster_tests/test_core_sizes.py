@@ -125,7 +125,7 @@ def test_camera_noise_in_a_small_file_ranks_below_the_clean_photo(tmp_path, brid
     """A web-export-sized file is decoded in full, so camera noise keeps its correlation over neighbouring
     pixels: the noise estimate must still see it, and the detail it adds must not lift the sharpness.
     (Scenes where the scale-invariance estimate before ``mad1`` missed these levels. The mildest level is
-    a near tie on some scenes and dandelions is left out: the noise hides its clipped highlights.)"""
+    a near tie on some scenes; dandelions, whose clipped sky the noise speckles, has a test of its own.)"""
     photos = {"bridge": _at(bridge, long_side), "dragonfly": _at(large_photo("dragonfly"), long_side),
               "gravel": np.repeat(real_photo("gravel")[..., None], 3, axis=2),  # texture everywhere, 512 px
               "moon": np.repeat(real_photo("moon")[..., None], 3, axis=2)}  # flat: noise is its detail
@@ -142,6 +142,38 @@ def test_camera_noise_in_a_small_file_ranks_below_the_clean_photo(tmp_path, brid
             assert noisy["final_score"] < clean["final_score"], (name, level, long_side)
             assert noisy["noise_sigma"] > clean["noise_sigma"], (name, level, long_side)
         assert r.loc[f"{name}_camera3.jpg", "sharpness_norm"] < clean["sharpness_norm"], name
+
+
+@pytest.mark.parametrize("long_side", [640, 1024])
+def test_camera_noise_does_not_hide_clipped_highlights(tmp_path, dandelions, long_side):
+    """dandelions has a blown, backlit sky. Noise added over it speckles the clipped area, so fewer of its
+    pixels reach the clipping level; those left are fragments and count in full, where the clean photo's
+    compact blown sky counts a fifth (``hist8``). Before, every noisy copy read as *better* exposed."""
+    img = _at(dandelions, long_side)
+    save_jpeg(img, tmp_path / "clean.jpg", quality=95)
+    for level in (1, 2, 3):
+        save_jpeg(degrade.camera_noise(img, level, seed=3), tmp_path / f"camera{level}.jpg", quality=95)
+    r = _rank(tmp_path)
+    assert r.loc["clean.jpg", "clipped_interior"] > 0.5
+    for level in (1, 2, 3):
+        noisy = r.loc[f"camera{level}.jpg"]
+        assert noisy["exposure_norm"] < r.loc["clean.jpg", "exposure_norm"], level
+        assert noisy["final_score"] < r.loc["clean.jpg", "final_score"], level
+
+
+def test_compact_blown_light_sources_cost_less_than_over_exposure(tmp_path):
+    """lomiri's `lamps`: a fifth of the frame is the lamps themselves, blown as light sources are. They cost
+    far less than the same share of clipping would (exposure 0.33 before ``hist8``), while an over-exposed
+    copy, whose clipping spreads into the wall and the bird, still ranks below."""
+    img = _at(large_photo("lamps"), 2048)
+    save_jpeg(img, tmp_path / "lamps.jpg", quality=95)
+    save_jpeg(degrade.overexpose(img, 1), tmp_path / "brighter.jpg", quality=95)
+    r = _rank(tmp_path)
+    lamps, brighter = r.loc["lamps.jpg"], r.loc["brighter.jpg"]
+    assert lamps["clipped_highlights"] > 0.15 and lamps["clipped_interior"] > 0.8
+    assert lamps["exposure_norm"] > 0.5
+    assert brighter["clipped_highlights"] > lamps["clipped_highlights"]
+    assert brighter["final_score"] < lamps["final_score"]
 
 
 def test_film_grain_does_not_make_a_blurred_copy_win(tmp_path):
