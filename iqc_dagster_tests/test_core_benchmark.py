@@ -63,6 +63,23 @@ def test_aligned_precision_separates_the_spread_between_scenes_from_misses():
     assert m["precision_at_k_aligned"] == pytest.approx(2 / 3)
 
 
+def test_best_picks_follow_the_product_grouping():
+    # two scenes with far-apart perceptual hashes; each copy is 1-2 bits from its own reference
+    rows = [("a", "reference", 0, 0.7), ("a", "jpeg", 1, 0.75), ("a", "jpeg", 2, 0.72),
+            ("b", "reference", 0, 0.6), ("b", "jpeg", 1, 0.55), ("b", "jpeg", 2, 0.4)]
+    frame = _frame(rows)
+    base = {"a": 0, "b": (1 << 64) - 1}
+    frame["phash"] = [base[r] ^ lv for r, lv in zip(frame["reference"], frame["level"])]
+    m = benchmark.compute_metrics(frame, "iqc")
+    assert m["copies_grouped"] == 1.0
+    assert m["best_pick_original"] == 0.5  # a's JPEG copy outscores a: it is that group's best pick
+    assert m["best_pick_precision_at_k"] == 0.5  # the page opens on a/jpeg1, then b
+    assert m["precision_at_k"] == 0.0  # by score alone: a/jpeg1, a/jpeg2
+    frame.loc[frame["path"] == "b/jpeg2", "phash"] = (1 << 40) - 1  # one copy far from both scenes
+    m = benchmark.compute_metrics(frame, "iqc")
+    assert m["copies_grouped"] == pytest.approx(3 / 4)
+
+
 def test_seed_normalisation_depends_on_the_set_but_product_scores_do_not():
     frame = benchmark.measure_set(["chelsea"], sizes=(640,), distortions=["gaussian_blur"], levels=(1,), workers=1)
     base = frame[frame["distortion"].isin(["reference", "gaussian_blur"])].reset_index(drop=True)
@@ -94,7 +111,9 @@ def test_tiny_benchmark_orders_noise_and_clipping_and_beats_the_seed():
     assert {"seed:all", "iqc:all"} == set(t.columns)
     assert result.metric("pairwise_all") > result.metric("pairwise_all", "seed")
     assert set(t.index) >= {"pairwise_gaussian_noise", "pairwise_overexpose", "monotonicity_all",
-                            "precision_at_k"}
+                            "precision_at_k", "best_pick_original", "copies_grouped"}
+    # the product's grouping puts every copy with its original, and the original is the best pick
+    assert result.metric("copies_grouped") == 1.0 and result.metric("best_pick_original") == 1.0
     vals = t.drop(index="n_references").to_numpy(dtype=float)
     assert np.all((vals >= 0) & (vals <= 1))
     text = benchmark.format_table(t)

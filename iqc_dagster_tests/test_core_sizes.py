@@ -275,6 +275,16 @@ def test_rank_folder_is_what_iqc_rank_computes(tmp_path, bridge, capsys):
         # the CSV holds 6 decimals
         assert csv.loc[f, "final_score"] == pytest.approx(mine.loc[f, "final_score"], abs=5e-7), f
     assert list(csv.index) == list(mine.index)  # same order
+    # and the same near-duplicate groups and best pick, from the hashes rank_folder records
+    from iqc_dagster.core import dedup
+
+    grouped = dedup.group_photos(mine.reset_index()).set_index("file")
+    assert csv["group_size"].max() > 1  # the copies form a group
+    for f in csv.index:
+        same_csv = set(csv.index[csv["group_id"] == csv.loc[f, "group_id"]])
+        same_mine = set(grouped.index[grouped["group_id"] == grouped.loc[f, "group_id"]])
+        assert same_csv == same_mine, f
+        assert bool(csv.loc[f, "is_best_in_group"]) == bool(grouped.loc[f, "is_best_in_group"]), f
 
 
 def test_seed_failure_is_gone_for_noise_above_1024(tmp_path, bridge):

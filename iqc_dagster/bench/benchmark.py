@@ -32,7 +32,13 @@ wrong):
   with it so that every reference scores the album's median reference score. It keeps each copy's gap to
   its own reference and removes the spread between scenes, so it is the precision@K that perfect
   calibration across scenes would reach with the same within-scene orderings: its gap to precision@K is
-  what the spread between scenes costs, its gap to 1 what copies scoring at or above their reference cost.
+  what the spread between scenes costs, its gap to 1 what copies scoring at or above their reference cost;
+* **the review page's view**: the album grouped as the product groups it (near-duplicate and burst
+  groups from the perceptual hashes :func:`rank_folder` records, :func:`dedup.group_photos`), each group
+  shown by its best pick: ``copies_grouped`` (share of graded copies in their original's group),
+  ``best_pick_original`` (share of originals that are their group's best pick) and
+  ``best_pick_precision_at_k`` (share of originals among the first K best picks in score order, what
+  the page opens on).
 
 The *seed* baseline is the method the project started from: Laplacian variance, mean brightness and RMS
 contrast, min-max normalised over the whole set, weights .35/.20/.10; it is computed from the raw figures
@@ -351,25 +357,32 @@ def rank_folder(folder: Path, album: str = "benchmark", weights: fusion.Weights 
     """Rank the photo files of ``folder`` through the code ``iqc rank`` runs, without the database:
     inventory -> one decode per photo -> every registered feature -> calibrated scores -> fusion.
     Returns the ranked table (``file`` = path inside the folder, ``final_score``, score columns, raw
-    measurements), as in the ranked CSV."""
+    measurements), as in the ranked CSV, plus what the duplicate groups are made from: ``phash`` (the
+    perceptual hashes of the same decode) and ``captured_at``."""
     photos = inventory.scan_album(folder, album, workers=workers)
     bad = photos[photos["status"] != "ok"]
     if not bad.empty:
         raise RuntimeError(f"benchmark file(s) unreadable: {dict(zip(bad['path'], bad['reason']))}")
     names = tuple(feat.FEATURES)
-    tasks = [analysis.PhotoTask(content_hash=h, path=folder / name_keys.from_key(p), rel_path=p, features=names)
+    tasks = [analysis.PhotoTask(content_hash=h, path=folder / name_keys.from_key(p), rel_path=p, features=names,
+                                want_hashes=True)
              for p, h in zip(photos["path"], photos["content_hash"])]
-    rows = []
+    rows, hashes = [], {}
     for batch in analysis.analyze(tasks, workers=workers):
         if batch.errors:
             raise RuntimeError(f"benchmark file(s) failed: {batch.errors}")
         rows.extend(batch.feature_rows)
+        hashes.update(batch.hash_rows)
     long = pd.DataFrame(rows, columns=["content_hash", "feature", "version", "measures"])
     long = long.merge(photos[["path", "content_hash"]], on="content_hash")
     norm = ranking.normalized_rows(album, long)
     wide = norm.pivot(index=["path", "content_hash"], columns="score", values="value").reset_index()
     wide.columns.name = None
     ranked, _ = ranking.build_ranking(wide, folder, weights or fusion.Weights(dict(fusion.DEFAULT_WEIGHTS)))
+    # what the duplicate_groups asset groups on: the perceptual hashes of the same decode, capture times
+    by_path = photos.set_index("path")
+    ranked["phash"] = [hashes.get(by_path.at[f, "content_hash"]) for f in ranked["file"]]
+    ranked["captured_at"] = [by_path.at[f, "captured_at"] for f in ranked["file"]]
     return ranked
 
 
@@ -469,6 +482,38 @@ def _precision_at_k(pool: pd.DataFrame, method: str, aligned: bool = False) -> f
     return float((top["distortion"] == "reference").mean())
 
 
+def _best_picks(pool: pd.DataFrame, method: str) -> dict[str, float]:
+    """The review page's view of one size's album: near-duplicate groups (:func:`dedup.group_photos`,
+    the product's grouping, on the ``phash`` and ``captured_at`` columns :func:`rank_folder` records)
+    with ``method`` as the score, each group shown by its best pick, best picks in score order."""
+    from iqc_dagster.core import dedup
+
+    nan = {"best_pick_precision_at_k": math.nan, "best_pick_original": math.nan, "copies_grouped": math.nan}
+    if "phash" not in pool.columns or not len(pool):
+        return nan
+    key = "set" if "set" in pool.columns else "reference"
+    table = pd.DataFrame({"file": pool["path"].astype(str).to_numpy(), "final_score": pool[method].to_numpy(),
+                          "phash": pool["phash"].to_numpy(),
+                          "captured_at": pool["captured_at"].to_numpy() if "captured_at" in pool.columns
+                          else None})
+    for col in dedup.FACE_PICK_MARGIN:  # the best pick's face rule reads these scores
+        if col in pool.columns:
+            table[col] = pool[col].to_numpy()
+    grouped = dedup.group_photos(table)
+    is_ref = (pool["distortion"] == "reference").to_numpy()
+    gid = grouped["group_id"].to_numpy()
+    best = grouped["is_best_in_group"].to_numpy(dtype=bool)
+    k = int(is_ref.sum())
+    order = np.lexsort((table["file"].to_numpy(), -table["final_score"].to_numpy(dtype=float)))
+    picks = [i for i in order if best[i]][:k]
+    ref_gid = dict(zip(pool.loc[is_ref, key], gid[is_ref]))
+    own = np.array([ref_gid.get(s) for s in pool[key]], dtype=object) == gid
+    copies = ~is_ref
+    return {"best_pick_precision_at_k": float(np.mean(is_ref[picks])) if picks else math.nan,
+            "best_pick_original": float(np.mean(best[is_ref])) if k else math.nan,
+            "copies_grouped": float(np.mean(own[copies])) if copies.any() else math.nan}
+
+
 def compute_metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
     """All metrics for score column ``method`` on the rows of ``frame`` (one or more references/sizes)."""
     graded = [d for d in degrade.DISTORTIONS if d in set(frame["distortion"])]
@@ -503,9 +548,14 @@ def compute_metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
         for name, aligned in (("precision_at_k", False), ("precision_at_k_aligned", True)):
             vals = [_precision_at_k(g, method, aligned) for _, g in pool.groupby("size")]
             out[name] = float(np.nanmean(vals)) if vals else math.nan
+        picks = [_best_picks(g, method) for _, g in pool.groupby("size")]
+        for name in picks[0] if picks else ():
+            vals = [p[name] for p in picks]
+            out[name] = float(np.nanmean(vals)) if not all(math.isnan(v) for v in vals) else math.nan
     else:
         out["precision_at_k"] = _precision_at_k(pool, method)
         out["precision_at_k_aligned"] = _precision_at_k(pool, method, aligned=True)
+        out.update(_best_picks(pool, method))
     out["n_references"] = float(frame["reference"].nunique())
     return out
 
@@ -513,7 +563,8 @@ def compute_metrics(frame: pd.DataFrame, method: str) -> dict[str, float]:
 SPLITS = ("all", "calibration", "held_out")
 #: The metrics of the per-size table.
 SIZE_METRICS = ("pairwise_all", "pairwise_gaussian_noise", "pairwise_camera_noise", "pairwise_jpeg",
-                "monotonicity_all", "harmless_kept", "precision_at_k", "precision_at_k_aligned")
+                "monotonicity_all", "harmless_kept", "precision_at_k", "precision_at_k_aligned",
+                "best_pick_precision_at_k", "best_pick_original", "copies_grouped")
 
 
 def metrics_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ def _headline(result: benchmark.BenchmarkResult) -> dict:
     for col in t.columns:
         method, split = col.split(":")
         for metric in ("pairwise_all", "monotonicity_all", "bokeh_above_soft", "precision_at_k",
-                       "precision_at_k_aligned"):
+                       "precision_at_k_aligned", "best_pick_precision_at_k", "copies_grouped"):
             v = t.loc[metric, col]
             if v == v:  # not NaN
                 meta[f"{method}/{split}/{metric}"] = round(float(v), 4)
