@@ -64,6 +64,7 @@ MAX_MESH_FACES = 12  # landmarks for at most this many prominent faces (the larg
 FOCUS_POINTS = (33, 133, 263, 362, 70, 300, 105, 334, 145, 374, 159, 386)
 FOCUS_SIDE = 160  # px across the eye region, at most (area reduction from ``fine``)
 FOCUS_SIGMA = 1.0
+FOCUS_TILE, FOCUS_FLOOR_SHARE = 16, 0.10  # px tiles of the eye region; share of them, the quietest
 
 _local = threading.local()
 
@@ -164,6 +165,9 @@ class Face:
     ear_left: float = math.nan
     focus_energy: float = math.nan  # mean squared LoG response of the eye region (noise included)
     focus_scale: float = math.nan  # area-reduction factor from ``fine`` where it was measured (<= 1)
+    #: energy of the quietest :data:`FOCUS_FLOOR_SHARE` of the region's tiles (skin of lids and brows):
+    #: what noise alone puts there (NaN for a region of fewer than 10 tiles)
+    focus_floor: float = math.nan
 
     @property
     def side(self) -> float:
@@ -371,11 +375,15 @@ def face_focus(face: Face, decoded) -> None:
     if width > FOCUS_SIDE:
         f = FOCUS_SIDE / width
         g = cv2.resize(g, (FOCUS_SIDE, max(2, round((y1 - y0) * f))), interpolation=cv2.INTER_AREA)
-    from iqc_dagster.core.features._signals import log_filter  # (features -> faces -> facemesh at import)
+    from iqc_dagster.core.features._signals import log_filter, tile_means  # (features -> faces -> facemesh)
 
     lap = log_filter(g, FOCUS_SIGMA)[2:-2, 2:-2]
-    face.focus_energy = float(np.mean(lap * lap))
+    energy = lap * lap
+    face.focus_energy = float(np.mean(energy))
     face.focus_scale = float(f)
+    tiles = tile_means(energy, FOCUS_TILE).ravel()
+    if tiles.size * FOCUS_FLOOR_SHARE >= 1.0:
+        face.focus_floor = float(np.quantile(tiles, FOCUS_FLOOR_SHARE))
 
 
 def analyze(decoded) -> list[Face]:

@@ -5,14 +5,17 @@ soft face passes. This reads the eyes and brows of each prominent face (the part
 checks at 100%), cut from ``decoded.fine`` (source pixels at 1/``reduction``, never interpolated
 upwards) and area-reduced to at most :data:`~iqc_dagster.core.facemesh.FOCUS_SIDE` px across, so the
 figure means the same for a large and a small face; a smaller face is measured as it is. The measure
-is the LoG energy (sigma 1 px) minus what the photo's measured noise contributes
-(:func:`._signals.noise_gain`, as for global sharpness), as ``log10(1 + energy)``.
+is the LoG energy (sigma 1 px) minus what noise contributes, as ``log10(1 + energy)``: the photo's
+measured noise through :func:`._signals.noise_gain`, or, when larger, the energy of the quietest 10% of
+the region's 16 px tiles (the skin of lids and brows; ``eyelog2``), as global sharpness bounds its own
+noise share. Noise correlated like a camera's carries more energy in this band than its measured sigma
+says; without the floor a noisier frame of a burst read as the one with the sharper face.
 
 Score: ``ramp(softest face's detail, 0.8, 1.7)``. On the benchmark's portraits (640 and 1024 px): in
 focus 1.8-2.1, Gaussian blur σ 1.2 / 2.5 / 4.5 px (at 512 px) 1.2-1.6 / 0.55-0.9 / 0.2-0.35, the
-uniformly soft copy 0.9-1.35, the bokeh copy whose sharp centre misses astronaut's face 0.1. Noise
-correlated like a camera's is only partly discounted (it reads up to 0.1-0.35 higher). NaN without a
-prominent face.
+uniformly soft copy 0.9-1.35, the bokeh copy whose sharp centre misses astronaut's face 0.1 (these with
+``eyelog1``; the floor lowers them by 0.0-0.15). Camera noise now reads at most ~0.06 above the clean
+face (``eyelog1``: up to 0.1-0.35 higher). NaN without a prominent face.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _NOISE_VERSION = FEATURES["noise"].version
 
 
 @register("face_focus", column="face_sharpness_norm",
-          version=f"eyelog1-{facemesh.FACEMESH_VERSION}+{_NOISE_VERSION}", score=_score,
+          version=f"eyelog2-{facemesh.FACEMESH_VERSION}+{_NOISE_VERSION}", score=_score,
           description="noise-compensated LoG detail of the eye region of the softest prominent face, at "
                       "native resolution")
 def measure(decoded):
@@ -49,5 +52,7 @@ def measure(decoded):
     details = []
     for f in faces:
         noise = sigma_n * sigma_n * _signals.noise_gain(round(f.focus_scale, 2), facemesh.FOCUS_SIGMA)
+        if math.isfinite(f.focus_floor):  # correlated noise, which the sigma under-reads, fills the skin
+            noise = max(noise, f.focus_floor)
         details.append(math.log10(1.0 + max(0.0, f.focus_energy - noise)))
     return {"face_detail_min": float(min(details)), "face_detail_max": float(max(details))}
