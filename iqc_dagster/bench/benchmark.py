@@ -662,7 +662,7 @@ def plot(table: pd.DataFrame, path: str | os.PathLike, by_size: pd.DataFrame | N
     from matplotlib.figure import Figure
 
     rows = [r for r in table.index if r.startswith("pairwise_")] + [
-        "monotonicity_all", "bokeh_above_soft", "harmless_kept", "precision_at_k"]
+        "monotonicity_all", "bokeh_above_soft", "harmless_kept", "precision_at_k", "best_pick_precision_at_k"]
     rows = [r for r in rows if r in table.index]
     labels = [r.replace("pairwise_", "").replace("_", " ") for r in rows]
     cols = list(table.columns)
@@ -688,10 +688,11 @@ def plot(table: pd.DataFrame, path: str | os.PathLike, by_size: pd.DataFrame | N
         ax2 = fig.add_subplot(2, 1, 2)
         whole = by_size[by_size["orientation"] == "all"]
         for metric in ("pairwise_all", "pairwise_gaussian_noise", "pairwise_jpeg", "monotonicity_all",
-                       "precision_at_k"):
+                       "precision_at_k", "best_pick_precision_at_k"):
             if metric in whole.columns:
                 ax2.plot(whole["size"], whole[metric], marker="o", label=metric.replace("_", " "))
         ax2.set_xscale("log")
+        ax2.minorticks_off()  # the log axis' own minor labels (6x10^2, 2x10^3) overlap the sizes
         ax2.set_xticks(list(whole["size"]), [str(s) for s in whole["size"]])
         ax2.set_ylim(0, 1.05)
         ax2.set_xlabel("long side of the photo file (px)")
