@@ -69,7 +69,7 @@ def test_best_picks_follow_the_product_grouping():
             ("b", "reference", 0, 0.6), ("b", "jpeg", 1, 0.55), ("b", "jpeg", 2, 0.4)]
     frame = _frame(rows)
     base = {"a": 0, "b": (1 << 64) - 1}
-    frame["phash"] = [base[r] ^ lv for r, lv in zip(frame["reference"], frame["level"])]
+    frame["phash"] = pd.Series([base[r] ^ lv for r, lv in zip(frame["reference"], frame["level"])], dtype=object)
     m = benchmark.compute_metrics(frame, "iqc")
     assert m["copies_grouped"] == 1.0
     assert m["best_pick_original"] == 0.5  # a's JPEG copy outscores a: it is that group's best pick
@@ -78,6 +78,12 @@ def test_best_picks_follow_the_product_grouping():
     frame.loc[frame["path"] == "b/jpeg2", "phash"] = (1 << 40) - 1  # one copy far from both scenes
     m = benchmark.compute_metrics(frame, "iqc")
     assert m["copies_grouped"] == pytest.approx(3 / 4)
+    # copies of a scene whose original is missing are left out of both figures, not counted as misses
+    extra = _frame([("c", "jpeg", 1, 0.99)])
+    extra["phash"] = pd.Series([(1 << 20) - 1], dtype=object)
+    m2 = benchmark.compute_metrics(pd.concat([frame, extra], ignore_index=True), "iqc")
+    for name in ("copies_grouped", "best_pick_precision_at_k", "precision_at_k_aligned"):
+        assert m2[name] == m[name], name
 
 
 def test_seed_normalisation_depends_on_the_set_but_product_scores_do_not():

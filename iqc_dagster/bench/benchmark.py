@@ -475,9 +475,13 @@ def _precision_at_k(pool: pd.DataFrame, method: str, aligned: bool = False) -> f
         return math.nan
     if aligned:  # every reference moved to the median reference score, its copies with it
         key = "set" if "set" in pool.columns else "reference"
-        ref_score = pool.loc[is_ref].groupby(key)[method].first()
+        ref_score = pool.loc[is_ref].groupby(key)[method].first().dropna()
+        if ref_score.empty:
+            return math.nan
+        pool = pool[pool[key].isin(ref_score.index)]  # a scene without a scored original has no anchor
+        k = int((pool["distortion"] == "reference").sum())
         offset = float(ref_score.median()) - pool[key].map(ref_score)
-        pool = pool.assign(**{method: pool[method] + offset.fillna(0.0)})
+        pool = pool.assign(**{method: pool[method] + offset})
     top = pool.sort_values([method, "path"], ascending=[False, True], kind="mergesort").head(k)
     return float((top["distortion"] == "reference").mean())
 
@@ -492,6 +496,7 @@ def _best_picks(pool: pd.DataFrame, method: str) -> dict[str, float]:
     if "phash" not in pool.columns or not len(pool):
         return nan
     key = "set" if "set" in pool.columns else "reference"
+    pool = pool[pool[key].isin(set(pool.loc[pool["distortion"] == "reference", key]))]  # scenes with an original
     table = pd.DataFrame({"file": pool["path"].astype(str).to_numpy(), "final_score": pool[method].to_numpy(),
                           "phash": pool["phash"].to_numpy(),
                           "captured_at": pool["captured_at"].to_numpy() if "captured_at" in pool.columns
