@@ -106,6 +106,16 @@ def test_noise_estimate_ignores_edges_and_sees_white_and_correlated_noise():
     assert _signals.noise_sigma(noisy) > _signals.noise_sigma(grass) + 2
 
 
+def test_noise_estimate_is_not_fooled_by_clipped_areas():
+    """Noise does not show where the signal is clipped: a blown sky's tiles have no residual. With 30% of
+    the frame blown they are the quietest tiles, and taking them for the noise level read 0 (``mad2``)."""
+    rng = np.random.default_rng(3)
+    img = np.clip(np.rint(120 + rng.normal(0, 6, (384, 512))), 0, 255)
+    img[:, :160] = 255  # blown: noise and all clipped to white
+    sigma = _signals.noise_sigma(img.astype(np.uint8))
+    assert sigma == pytest.approx(6, rel=0.15)
+
+
 def test_blur_ranks_below_sharp_and_levels_are_monotone(astronaut):
     for fn in (degrade.gaussian_blur, degrade.motion_blur):
         s = [scores(astronaut)["sharpness_norm"]]

@@ -1,11 +1,11 @@
-"""Noise: standard deviation of the noise at a 1024 px view (``mad2``).
+"""Noise: standard deviation of the noise at a 1024 px view (``mad3``).
 
 ``noise_sigma`` is in 8-bit grey levels at a 1024 px view, from ``noise_sigma_fine`` measured on the fine
 image (pixels no interpolation touched), with Immerkær's residual ("Fast noise variance estimation",
 CVIU 64(2), 1996) per 32 px tile. How depends on the decode (:func:`._signals.cached_noise_sigma`): a
 file decoded at full scale gets a robust scale of the residual (the mean of its smaller half, as a
-median absolute deviation; Donoho & Johnstone 1994), which sees noise correlated over neighbouring
-pixels; a camera-sized file, whose fine pixels average 2 x 2 or 4 x 4 source pixels and so whiten that
+median absolute deviation; Donoho & Johnstone 1994) in its quietest unclipped tiles (the 10% quantile),
+which sees noise correlated over neighbouring pixels; a camera-sized file, whose fine pixels average 2 x 2 or 4 x 4 source pixels and so whiten that
 noise, gets the texture-blind scale-invariance test (Zoran & Weiss, ICCV 2009) at two octaves.
 
 Score: ``1 / (1 + (sigma / 6)^2)``: 1.0 for a clean photo, 0.5 at sigma = 6 (PSNR ~33 dB, clearly
@@ -47,7 +47,7 @@ def _score(m):
     return noise_factor(m["noise_sigma"])
 
 
-@register("noise", column="noise_norm", version="mad2", score=_score,
+@register("noise", column="noise_norm", version=_signals.NOISE_ESTIMATOR_VERSION, score=_score,
           description="absence of noise at a 1024 px view (robust residual scale at full scale, "
                       "scale-invariance test on reduced pixels)")
 def measure(decoded):

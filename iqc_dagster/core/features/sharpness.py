@@ -28,7 +28,7 @@ focus) to 3.0 (crisp, strong texture), times the noise factor (:func:`.noise.noi
 blocking factor (:func:`.blockiness.blocking_factor`), whose measurements the score reads via ``inputs``.
 ``laplacian_var`` (the seed's figure, at 512 px) stays in the CSV for comparison only.
 
-Its ``version`` must change whenever :func:`._signals.noise_sigma` changes (the compensation uses it).
+Its ``version`` carries :data:`._signals.NOISE_ESTIMATOR_VERSION` (the compensation uses the estimate).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _score(m):
     return s * (nf if math.isfinite(nf) else 1.0) * (bf if math.isfinite(bf) else 1.0)
 
 
-@register("sharpness", column="sharpness_norm", version="detail6", score=_score,
+@register("sharpness", column="sharpness_norm", version=f"detail6+{_signals.NOISE_ESTIMATOR_VERSION}", score=_score,
           inputs=("noise", "blockiness"),
           description="noise-compensated LoG detail of the best 10% of tiles at 512 px, discounted by noise "
                       "and JPEG blocking")
