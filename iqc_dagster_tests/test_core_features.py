@@ -114,6 +114,14 @@ def test_noise_estimate_is_not_fooled_by_clipped_areas():
     img[:, :160] = 255  # blown: noise and all clipped to white
     sigma = _signals.noise_sigma(img.astype(np.uint8))
     assert sigma == pytest.approx(6, rel=0.15)
+    # however little is left unclipped, it is what shows the noise (3 tiles of 100 here)
+    few = np.clip(np.rint(120 + rng.normal(0, 6, (320, 320))), 0, 255)
+    few[:, 96:] = 255
+    few[32:, :96] = 255
+    assert _signals.noise_sigma(few.astype(np.uint8)) == pytest.approx(6, rel=0.15)
+    # a night shot crushed in every tile: the least crushed tiles still carry (rectified) noise
+    night = np.clip(np.rint(3 + rng.normal(0, 6, (427, 640))), 0, 255).astype(np.uint8)
+    assert _signals.noise_sigma(night) > 3
 
 
 def test_blur_ranks_below_sharp_and_levels_are_monotone(astronaut):

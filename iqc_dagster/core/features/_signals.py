@@ -29,7 +29,8 @@ NOISE_QUANTILE = 0.10
 #: the 10% quantile of 32 px tiles' scales is 0.962 of that median for white noise, measured).
 NOISE_QUANTILE_GAIN = 1.04
 #: Tiles with more than this share of clipped pixels (grey <= 1 or >= 254) are left out: noise does not
-#: show where the signal is clipped, and a blown sky's zero residual would pass for a clean photo.
+#: show where the signal is clipped, and a blown sky's zero residual would pass for a clean photo. When
+#: every tile is clipped that much (a night shot crushed everywhere) the least clipped tiles are used.
 NOISE_CLIPPED_SHARE = 0.10
 #: Version of :func:`cached_noise_sigma`: every feature that reads the estimate carries it in its own.
 NOISE_ESTIMATOR_VERSION = "mad3"
@@ -80,7 +81,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     carries (in quadrature), so a clean photo reads about 0. Measured on pixels no interpolation has
     touched (a resize colours the noise). Until ``mad3`` it was the median of the quieter half of the
     tiles, which read texture that fills most of a small frame (grass, a field of flowers) as noise
-    (`grass` at 640 px: 4.5); the 10% quantile finds the frame's least textured tiles (2.6).
+    (`life` at 640 px: 5.4); the 10% quantile finds the frame's least textured tiles (3.7).
 
     Why not :func:`scale_invariant_sigma` here: it cancels noise that is correlated over neighbouring
     pixels together with the texture it is meant to ignore, and camera noise after demosaicing and noise
@@ -94,9 +95,11 @@ def noise_sigma(gray: np.ndarray) -> float:
     s = tile_noise_sigmas(g)
     tile = NOISE_TILE if min(g.shape[:2]) >= NOISE_TILE else max(4, min(g.shape[:2]))  # as tile_noise_sigmas
     clipped = tile_means(((g <= 1) | (g >= 254)).astype(np.float32), tile).ravel()
-    keep = clipped[:s.size] <= NOISE_CLIPPED_SHARE
-    if keep.sum() >= 4:
-        s = s[keep]
+    clipped = clipped[:s.size]
+    keep = clipped <= NOISE_CLIPPED_SHARE
+    if not keep.any():  # clipped everywhere (a dark night shot): the least clipped tiles still show it
+        keep = clipped <= clipped.min()
+    s = s[keep]
     v = float(np.quantile(s, NOISE_QUANTILE)) * NOISE_QUANTILE_GAIN
     return float(math.sqrt(max(0.0, v * v - QUANTISATION_VAR)))
 
