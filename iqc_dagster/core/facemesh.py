@@ -375,15 +375,13 @@ def face_focus(face: Face, decoded) -> None:
     if width > FOCUS_SIDE:
         f = FOCUS_SIDE / width
         g = cv2.resize(g, (FOCUS_SIDE, max(2, round((y1 - y0) * f))), interpolation=cv2.INTER_AREA)
-    from iqc_dagster.core.features._signals import log_filter, tile_means  # (features -> faces -> facemesh)
+    from iqc_dagster.core.features._signals import log_filter, quiet_floor, tile_means  # (import cycle)
 
     lap = log_filter(g, FOCUS_SIGMA)[2:-2, 2:-2]
     energy = lap * lap
     face.focus_energy = float(np.mean(energy))
     face.focus_scale = float(f)
-    tiles = tile_means(energy, FOCUS_TILE).ravel()
-    if tiles.size * FOCUS_FLOOR_SHARE >= 1.0:
-        face.focus_floor = float(np.quantile(tiles, FOCUS_FLOOR_SHARE))
+    face.focus_floor = quiet_floor(tile_means(energy, FOCUS_TILE), FOCUS_FLOOR_SHARE)
 
 
 def analyze(decoded) -> list[Face]:

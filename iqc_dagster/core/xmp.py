@@ -635,7 +635,6 @@ def export(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy: Poli
     return summary
 
 
-
 def read_ranked_csv(path: str | os.PathLike) -> list[dict]:
     """The ranked CSV as rows of strings (empty for missing values: no 'NA.jpg' turned into NaN)."""
     import pandas as pd
@@ -661,6 +660,7 @@ def export_album(ranked: Iterable[Mapping], album_dir: str | os.PathLike, policy
     summary = export(rows, album_dir, policy, album=album,
                      decisions=decisions.by_file if decisions is not None else None, **options)
     return summary, decisions
+
 
 __all__ = ["CLASSES", "Decision", "Decisions", "Entry", "ExportSummary", "IQC_NS", "LABEL_COLOURS", "MergeResult", "Policy", "STYLES",
            "REVIEW_SOURCE", "XmpError", "classify", "decision_of", "export", "export_album", "keyword_leaves", "merge", "plan", "read_decisions", "read_ranked_csv",

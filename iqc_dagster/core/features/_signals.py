@@ -50,6 +50,20 @@ def tile_means(a: np.ndarray, tile: int) -> np.ndarray:
     return cv2.resize(a, (tw, th), interpolation=cv2.INTER_AREA)
 
 
+def noise_tile(shape, tile: int = NOISE_TILE) -> int:
+    """Side of the tiles :func:`tile_noise_sigmas` cuts an image of ``shape`` into: ``tile``, or the short
+    side (at least 4) of a smaller image."""
+    short = min(shape[:2])
+    return tile if short >= tile else max(4, short)
+
+
+def quiet_floor(tile_energies, share: float) -> float:
+    """Energy of the quietest ``share`` of the tiles (their ``share`` quantile): what noise alone puts in
+    every tile, a lower bound on its part of each; NaN for fewer than ``1 / share`` tiles."""
+    e = np.asarray(tile_energies).ravel()
+    return float(np.quantile(e, share)) if e.size * share >= 1.0 else math.nan
+
+
 def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
     """Robust noise sigma (8-bit grey levels) of each ``tile`` x ``tile`` tile of ``gray``, flattened.
 
@@ -61,8 +75,7 @@ def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
     """
     r = cv2.filter2D(np.asarray(gray, np.float32), -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
     h, w = r.shape
-    if min(h, w) < tile:
-        tile = max(4, min(h, w))
+    tile = noise_tile(r.shape, tile)
     th, tw = h // tile, w // tile
     a = np.abs(r[:th * tile, :tw * tile]).reshape(th, tile, tw, tile).transpose(0, 2, 1, 3)
     a = a.reshape(th * tw, tile * tile)
@@ -93,9 +106,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     if min(g.shape[:2]) < 8:
         return 0.0
     s = tile_noise_sigmas(g)
-    tile = NOISE_TILE if min(g.shape[:2]) >= NOISE_TILE else max(4, min(g.shape[:2]))  # as tile_noise_sigmas
-    clipped = tile_means(((g <= 1) | (g >= 254)).astype(np.float32), tile).ravel()
-    clipped = clipped[:s.size]
+    clipped = tile_means(((g <= 1) | (g >= 254)).astype(np.float32), noise_tile(g.shape)).ravel()
     keep = clipped <= NOISE_CLIPPED_SHARE
     if not keep.any():  # clipped everywhere (a dark night shot): the least clipped tiles still show it
         keep = clipped <= clipped.min()

@@ -76,8 +76,9 @@ def measure(decoded):
     resp = _signals.log_filter(g, LOG_SIGMA)
     energy = _signals.tile_means(cv2.multiply(resp, resp), TILE).ravel()
     noise_energy = sigma_n * sigma_n * _signals.noise_gain(round(scale, 2), LOG_SIGMA)
-    if energy.size >= 1.0 / NOISE_FLOOR_SHARE:
-        noise_energy = max(noise_energy, float(np.quantile(energy, NOISE_FLOOR_SHARE)))
+    floor = _signals.quiet_floor(energy, NOISE_FLOOR_SHARE)
+    if math.isfinite(floor):
+        noise_energy = max(noise_energy, floor)
     clean = np.maximum(energy - noise_energy, 0.0)
     k = max(1, int(round(TOP_SHARE * clean.size)))
     top = np.partition(clean, clean.size - k)[-k:]
