@@ -223,8 +223,8 @@ def test_clipped_then_darkened_still_reads_as_clipped(tmp_path, long_side):
 def test_dense_texture_in_a_camera_sized_file_is_not_read_as_noise(tmp_path, long_side):
     """A field of flowers (lomiri's `life`) is texture at the pixel scale of its reduced decode: the robust
     estimate, right for files decoded at full scale, reads it as noise (and would cut its sharpness by a
-    third); a reduced decode uses the texture-blind estimate. (Its limit, documented: white noise added
-    to such a texture is not seen either; smooth areas are where noise shows and is measured.)"""
+    third); a reduced decode uses the texture-blind estimate, and a quarter of the robust one only as a
+    lower bound (``mad4``)."""
     img = _at(large_photo("life"), long_side)
     clean = save_jpeg(img, tmp_path / "life.jpg", quality=95)
     d = imaging.decode(clean)
@@ -233,6 +233,23 @@ def test_dense_texture_in_a_camera_sized_file_is_not_read_as_noise(tmp_path, lon
     r = _rank(tmp_path)
     assert r.loc["life.jpg", "noise_sigma"] < 1.0
     assert r.loc["life.jpg", "sharpness_norm"] > 0.7  # crisp detail, not discounted as noisy
+
+
+@pytest.mark.parametrize("long_side", [1600, 3000])
+def test_noise_in_dense_texture_of_a_camera_sized_file_ranks_below_the_clean_photo(tmp_path, long_side):
+    """`life`'s texture is soft at the pixel scale (its finest octave holds a third to a half of the next
+    one's residual power), so the scale-invariance test cancels added noise with it: before ``mad4`` white
+    noise of sigma 8 and the mildest camera noise read sigma 0 and tied with the clean photo or beat it.
+    The robust estimate, as a lower bound, sees them."""
+    img = _at(large_photo("life"), long_side)
+    save_jpeg(img, tmp_path / "life.jpg", quality=95)
+    save_jpeg(_noisy(img, 8), tmp_path / "life_noise.jpg", quality=95)
+    save_jpeg(degrade.camera_noise(img, 1, seed=3), tmp_path / "life_camera.jpg", quality=95)
+    r = _rank(tmp_path)
+    clean = r.loc["life.jpg"]
+    for bad in ("life_noise.jpg", "life_camera.jpg"):
+        assert r.loc[bad, "noise_sigma"] > clean["noise_sigma"], (bad, long_side)
+        assert r.loc[bad, "final_score"] < clean["final_score"], (bad, long_side)
 
 
 #: How far the scores of one scene may move between a 3000 px file and its 1024 px downscale.
