@@ -71,7 +71,13 @@ def quiet_floor(tile_energies, share: float) -> float:
     return float(np.quantile(e, share)) if e.size * share >= 1.0 else math.nan
 
 
-def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
+def immerkaer_residual(gray: np.ndarray) -> np.ndarray:
+    """Immerkær's residual of ``gray`` (float32, reflected border): what both noise estimates read."""
+    return cv2.filter2D(np.asarray(gray, np.float32), -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+
+
+def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE, residual: np.ndarray | None = None
+                      ) -> np.ndarray:
     """Robust noise sigma (8-bit grey levels) of each ``tile`` x ``tile`` tile of ``gray``, flattened.
 
     Immerkær's residual (a difference of Laplacians, blind to planes and mostly to edges; CVIU 64(2),
@@ -80,7 +86,7 @@ def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
     Johnstone's median absolute deviation (Biometrika 81(3), 1994) without the integer steps a median
     of an 8-bit residual takes. Edges and sparse texture fall in the larger half and do not count.
     """
-    r = cv2.filter2D(np.asarray(gray, np.float32), -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    r = immerkaer_residual(gray) if residual is None else residual
     h, w = r.shape
     tile = noise_tile(r.shape, tile)
     th, tw = h // tile, w // tile
@@ -91,7 +97,7 @@ def tile_noise_sigmas(gray: np.ndarray, tile: int = NOISE_TILE) -> np.ndarray:
     return lower / _LOWER_HALF_MEAN / math.sqrt(_IMMERKAER_NORM2)
 
 
-def noise_sigma(gray: np.ndarray) -> float:
+def noise_sigma(gray: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Standard deviation (8-bit grey levels) of the noise in ``gray``, robust to edges and sparse texture;
     sees noise correlated over neighbouring pixels (the estimate for pixels decoded at full scale).
 
@@ -112,7 +118,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     g = np.asarray(gray)
     if min(g.shape[:2]) < 8:
         return 0.0
-    s = tile_noise_sigmas(g)
+    s = tile_noise_sigmas(g, residual=residual)
     clipped = tile_means(((g <= 1) | (g >= 254)).astype(np.float32), noise_tile(g.shape)).ravel()
     keep = clipped <= NOISE_CLIPPED_SHARE
     if not keep.any():  # clipped everywhere (a dark night shot): the least clipped tiles still show it
@@ -122,7 +128,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     return float(math.sqrt(max(0.0, v * v - QUANTISATION_VAR)))
 
 
-def scale_invariant_sigma(gray: np.ndarray) -> float:
+def scale_invariant_sigma(gray: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Standard deviation (8-bit grey levels) of *white* noise in ``gray``, blind to fine texture.
 
     Immerkær's residual measures noise plus fine texture. Natural images are statistically scale
@@ -140,7 +146,7 @@ def scale_invariant_sigma(gray: np.ndarray) -> float:
     if h2 < 8 or w2 < 8:
         return 0.0
     g = g[:h2, :w2]
-    r1 = cv2.filter2D(g, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    r1 = immerkaer_residual(g) if residual is None else residual[:h2, :w2]
     half = cv2.resize(g, (w2 // 2, h2 // 2), interpolation=cv2.INTER_AREA)
     r2 = cv2.filter2D(half, -1, IMMERKAER, borderType=cv2.BORDER_REFLECT)
     tile = NOISE_TILE if min(h2, w2) >= 2 * NOISE_TILE else max(4, (min(h2, w2) // 2) // 2 * 2)
@@ -176,7 +182,8 @@ def cached_noise_sigma(decoded) -> float:
         if decoded.reduction < 2:
             cache[key] = noise_sigma(g)
         else:
-            best = max(scale_invariant_sigma(g), REDUCED_ROBUST_SHARE * noise_sigma(g))
+            r = immerkaer_residual(g)  # computed once for both estimates
+            best = max(scale_invariant_sigma(g, r), REDUCED_ROBUST_SHARE * noise_sigma(g, r))
             if min(g.shape) >= 4 * NOISE_TILE:
                 best = max(best, 2 * scale_invariant_sigma(box_reduce(g, 2)))
             cache[key] = best
