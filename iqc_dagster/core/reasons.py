@@ -73,7 +73,8 @@ EYES_CLOSED = 0.3
 BLURRY = 0.15
 
 
-def _f(row: Mapping, key: str) -> float | None:
+def finite(row: Mapping, key: str) -> float | None:
+    """``row[key]`` as a finite float, else None (missing, NaN, not a number); shared with the XMP writer."""
     v = row.get(key)
     if v is None or isinstance(v, bool):
         return None if v is None else float(v)
@@ -118,7 +119,7 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
         return [], [(20.0, blank)]
 
     # groups
-    size = _f(row, "group_size")
+    size = finite(row, "group_size")
     best = _truthy(row.get("is_best_in_group"))
     kind = _s(row, "group_kind")
     if size is not None and size > 1 and kind in KINDS:  # kept whole (core/brackets.py)
@@ -134,16 +135,16 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
             sinks.append((10.0, f"{kind} {other}, {_passed_over_because(row)}"))
 
     # raw measurements that say more than the exposure score
-    hi = _f(row, "clipped_highlights")
+    hi = finite(row, "clipped_highlights")
     if hi is not None and hi >= CLIPPED_HIGHLIGHTS:
         sinks.append((1.0 + hi, f"{_pct(hi)} of highlights clipped"))
         specific_exposure = True
-    lo = _f(row, "clipped_shadows")
+    lo = finite(row, "clipped_shadows")
     if lo is not None and lo >= CLIPPED_SHADOWS:
         sinks.append((1.0 + lo, f"{_pct(lo)} of shadows crushed"))
         specific_exposure = True
-    med = _f(row, "median_luma")
-    exposure = _f(row, "exposure_norm")
+    med = finite(row, "median_luma")
+    exposure = finite(row, "exposure_norm")
     if exposure is not None and exposure >= KEY_TRUSTED:
         med = None  # the exposure score accepts this key (a low-key or high-key photo): no "dark"
     if med is not None and med <= DARK_MEDIAN:
@@ -154,8 +155,8 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
         specific_exposure = True
 
     # faces
-    faces = _f(row, "face_count")
-    present = _f(row, "face_present")
+    faces = finite(row, "face_count")
+    present = finite(row, "face_present")
     if faces is not None and faces >= 2:
         lifts.append((0.5, f"{int(faces)} faces"))
     elif (faces is not None and faces >= 1) or (present is not None and present >= 0.5):
@@ -170,7 +171,7 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
     for col in row.keys():
         if not isinstance(col, str) or not (col.endswith("_norm") or col == "aesthetic"):
             continue
-        v = _f(row, col)
+        v = finite(row, col)
         if v is None:
             continue
         if col == "eyes_open":
@@ -190,9 +191,9 @@ def lifts_and_sinks(row: Mapping) -> tuple[list[tuple[float, str]], list[tuple[f
 
 def _eyes_closed_text(row: Mapping) -> str | None:
     """"eyes closed", with "(1 of 3 faces)" when the photo has several judged faces."""
-    score = _f(row, "eyes_open")
-    closed = _f(row, "eyes_closed_faces")
-    judged = _f(row, "eyes_judged_faces")
+    score = finite(row, "eyes_open")
+    closed = finite(row, "eyes_closed_faces")
+    judged = finite(row, "eyes_judged_faces")
     if not ((closed is not None and closed >= 1) or (score is not None and score <= EYES_CLOSED)):
         return None
     n = int(max(1, closed or 1))
@@ -206,7 +207,7 @@ def _passed_over_because(row: Mapping) -> str:
     lower score."""
     if _eyes_closed_text(row):
         return "eyes closed"
-    face = _f(row, "face_sharpness_norm")
+    face = finite(row, "face_sharpness_norm")
     if face is not None and face <= SCORE_WORDS["face_sharpness_norm"].low_at:
         return "face out of focus"
     return "lower score"

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iqc_dagster.core import brackets, names, ratings, raw, reasons
-from iqc_dagster.core.reasons import _f  # a finite number from a row, else None
+from iqc_dagster.core.reasons import finite  # a finite number from a row, else None
 from iqc_dagster.core.files import write_atomic
 
 IQC_NS = ratings.IQC_NS  # "http://ns.iqc.invalid/xmp/1.0/" (.invalid: a name that never resolves)
@@ -133,16 +133,16 @@ def technical_faults(row: Mapping) -> list[str]:
     out = []
     if _s(row, "no_detail"):
         out.append("blank")
-    sharp = _f(row, "sharpness_norm")
+    sharp = finite(row, "sharpness_norm")
     if sharp is not None and sharp <= REJECT_SHARPNESS:
         out.append("blurry")
-    noise = _f(row, "noise_norm")
+    noise = finite(row, "noise_norm")
     if noise is not None and noise <= reasons.SCORE_WORDS["noise_norm"].low_at:
         out.append("noisy")
-    hi = _f(row, "clipped_highlights")
+    hi = finite(row, "clipped_highlights")
     if hi is not None and hi >= reasons.CLIPPED_HIGHLIGHTS:
         out.append("clipped-highlights")
-    med, exposure = _f(row, "median_luma"), _f(row, "exposure_norm")
+    med, exposure = finite(row, "median_luma"), finite(row, "exposure_norm")
     if med is not None and med <= reasons.DARK_MEDIAN and (exposure is None or exposure < reasons.KEY_TRUSTED):
         out.append("dark")
     return out
@@ -152,16 +152,16 @@ def classify(row: Mapping, n_photos: int, policy: Policy) -> str:
     """``pick``, ``keep``, ``duplicate`` or ``reject`` for one ranked row (see the module docstring)."""
     kind = _s(row, "group_kind")
     in_sequence = kind in SEQUENCE_KINDS
-    sharp, exposure = _f(row, "sharpness_norm"), _f(row, "exposure_norm")
+    sharp, exposure = finite(row, "sharpness_norm"), finite(row, "exposure_norm")
     reject = bool(_s(row, "no_detail")) or (sharp is not None and sharp <= REJECT_SHARPNESS) or (
         exposure is not None and exposure <= REJECT_EXPOSURE)
     if reject and not in_sequence:
         return "reject"
-    size = _f(row, "group_size") or 1
+    size = finite(row, "group_size") or 1
     best = _truthy(row.get("is_best_in_group")) or size <= 1
     if not best and not in_sequence:
         return "duplicate"
-    rank = _f(row, "rank")
+    rank = finite(row, "rank")
     top = max(1, math.ceil(policy.top_share * n_photos)) if policy.top_share > 0 else 0
     if best and rank is not None and rank <= top:
         return "pick"
@@ -172,7 +172,7 @@ def keyword_leaves(row: Mapping, cls: str) -> list[str]:
     """The ``iqc/`` keyword leaves of one row: its class, its group role, its technical faults."""
     out = [cls]
     kind = _s(row, "group_kind")
-    size = _f(row, "group_size") or 1
+    size = finite(row, "group_size") or 1
     if size > 1:
         if kind in SEQUENCE_KINDS:
             out.append(kind.replace("_", "-"))
@@ -210,9 +210,9 @@ def plan(ranked: Iterable[Mapping], policy: Policy, album: str = "",
     for row in rows:
         cls = classify(row, n, policy)
         record = {
-            "finalScore": _fmt(_f(row, "final_score")), "rank": _fmt(_f(row, "rank")), "rankOf": str(n),
-            "album": album, "class": cls, "groupId": _fmt(_f(row, "group_id")),
-            "groupSize": _fmt(_f(row, "group_size")), "groupKind": _s(row, "group_kind"),
+            "finalScore": _fmt(finite(row, "final_score")), "rank": _fmt(finite(row, "rank")), "rankOf": str(n),
+            "album": album, "class": cls, "groupId": _fmt(finite(row, "group_id")),
+            "groupSize": _fmt(finite(row, "group_size")), "groupKind": _s(row, "group_kind"),
             "bestInGroup": "True" if _truthy(row.get("is_best_in_group")) else "False",
             "duplicateOf": _s(row, "duplicate_of"), "reasons": _s(row, "reasons"), "weightsId": _s(row, "weights_id"),
             "version": IQC_XMP_VERSION,
