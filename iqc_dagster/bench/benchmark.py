@@ -364,8 +364,8 @@ def rank_folder(folder: Path, album: str = "benchmark", weights: fusion.Weights 
     if not bad.empty:
         raise RuntimeError(f"benchmark file(s) unreadable: {dict(zip(bad['path'], bad['reason']))}")
     names = tuple(feat.FEATURES)
-    tasks = [analysis.PhotoTask(content_hash=h, path=folder / name_keys.from_key(p), rel_path=p, features=names,
-                                want_hashes=True)
+    tasks = [analysis.PhotoTask(content_hash=h, path=folder / name_keys.from_key(p), rel_path=p,
+                                features=names, want_hashes=True)
              for p, h in zip(photos["path"], photos["content_hash"])]
     rows, hashes = [], {}
     for batch in analysis.analyze(tasks, workers=workers):
@@ -496,7 +496,8 @@ def _best_picks(pool: pd.DataFrame, method: str) -> dict[str, float]:
     if "phash" not in pool.columns or not len(pool):
         return nan
     key = "set" if "set" in pool.columns else "reference"
-    pool = pool[pool[key].isin(set(pool.loc[pool["distortion"] == "reference", key]))]  # scenes with an original
+    with_original = set(pool.loc[pool["distortion"] == "reference", key])
+    pool = pool[pool[key].isin(with_original)]  # scenes with an original
     table = pd.DataFrame({"file": pool["path"].astype(str).to_numpy(), "final_score": pool[method].to_numpy(),
                           "phash": pool["phash"].to_numpy(),
                           "captured_at": pool["captured_at"].to_numpy() if "captured_at" in pool.columns

@@ -131,7 +131,8 @@ def noise_margin(decoded) -> int:
     return int(round(0.4 * native + 2.0 * at_view))
 
 
-@register("exposure", column="exposure_norm", version=f"hist8+{_signals.NOISE_ESTIMATOR_VERSION}", score=_score,
+@register("exposure", column="exposure_norm", version=f"hist8+{_signals.NOISE_ESTIMATOR_VERSION}",
+          score=_score,
           description="mean luminance in a normal band, penalised by blown highlights (any channel) and "
                       "crushed shadows")
 def measure(decoded):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from iqc_dagster.core import facemesh
-from iqc_dagster.core.features import FEATURES, _signals, ramp, register
+from iqc_dagster.core.features import _signals, ramp, register
 
 DETAIL_RANGE = (0.8, 1.7)
 
@@ -36,12 +36,8 @@ def _score(m):
     return face_focus_score(m.get("face_detail_min", math.nan))
 
 
-# the measure subtracts the noise estimate, so its version follows the noise feature's
-_NOISE_VERSION = FEATURES["noise"].version
-
-
 @register("face_focus", column="face_sharpness_norm",
-          version=f"eyelog2-{facemesh.FACEMESH_VERSION}+{_NOISE_VERSION}", score=_score,
+          version=f"eyelog2-{facemesh.FACEMESH_VERSION}+{_signals.NOISE_ESTIMATOR_VERSION}", score=_score,
           description="noise-compensated LoG detail of the eye region of the softest prominent face, at "
                       "native resolution")
 def measure(decoded):

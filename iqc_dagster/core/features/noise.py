@@ -5,9 +5,10 @@ image (pixels no interpolation touched), with Immerkær's residual ("Fast noise 
 CVIU 64(2), 1996) per 32 px tile. How depends on the decode (:func:`._signals.cached_noise_sigma`): a
 file decoded at full scale gets a robust scale of the residual (the mean of its smaller half, as a
 median absolute deviation; Donoho & Johnstone 1994) in its quietest unclipped tiles (the 10% quantile),
-which sees noise correlated over neighbouring pixels; a camera-sized file, whose fine pixels average 2 x 2 or 4 x 4 source pixels and so whiten that
-noise, gets the texture-blind scale-invariance test (Zoran & Weiss, ICCV 2009) at two octaves, and at
-least a quarter of the robust scale (the test cancels noise together with texture soft at the pixel scale).
+which sees noise correlated over neighbouring pixels; a camera-sized file, whose fine pixels average
+2 x 2 or 4 x 4 source pixels and so whiten that noise, gets the texture-blind scale-invariance test
+(Zoran & Weiss, ICCV 2009) at two octaves, and at least a quarter of the robust scale (the test cancels
+noise together with texture soft at the pixel scale).
 
 Score: ``1 / (1 + (sigma / 6)^2)``: 1.0 for a clean photo, 0.5 at sigma = 6 (PSNR ~33 dB, clearly
 visible in flat areas), ~0.1 at sigma = 18. The same factor discounts the sharpness score.

@@ -65,7 +65,8 @@ def _score(m):
     return s * (nf if math.isfinite(nf) else 1.0) * (bf if math.isfinite(bf) else 1.0)
 
 
-@register("sharpness", column="sharpness_norm", version=f"detail6+{_signals.NOISE_ESTIMATOR_VERSION}", score=_score,
+@register("sharpness", column="sharpness_norm", version=f"detail6+{_signals.NOISE_ESTIMATOR_VERSION}",
+          score=_score,
           inputs=("noise", "blockiness"),
           description="noise-compensated LoG detail of the best 10% of tiles at 512 px, discounted by noise "
                       "and JPEG blocking")
